@@ -1,0 +1,134 @@
+"""What a handler knows about the request it answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from functools import cached_property
+from typing import Any
+from urllib.parse import parse_qs
+
+from micropie._asgi import Scope
+
+__all__ = ["Headers", "Request", "WebSocketRequest", "current_request"]
+
+
+class Headers(Mapping[str, str]):
+    """Request headers, looked up without regard to case.
+
+    A name sent more than once maps to its values joined by ``", "``.
+    """
+
+    __module__ = "micropie"
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._values: dict[str, str] = {}
+        for name, value in raw:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            seen = self._values.get(key)
+            self._values[key] = text if seen is None else f"{seen}, {text}"
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._values!r})"
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """Parse a ``Cookie`` header; pieces that are not ``name=value`` are skipped."""
+    cookies: dict[str, str] = {}
+    for piece in header.split(";"):
+        name, sep, value = piece.partition("=")
+        name = name.strip()
+        if sep and name:
+            cookies.setdefault(name, value.strip().strip('"'))
+    return cookies
+
+
+class Request:
+    """The HTTP request being handled: ``self.request`` inside a handler.
+
+    .. attribute:: scope
+       :type: dict
+
+       The ASGI connection scope.
+
+    .. attribute:: path_params
+       :type: list[str]
+
+       The path segments after the handler's name.
+
+    .. attribute:: session
+       :type: dict
+
+       The session: loaded before the handler runs, saved after it returns.
+    """
+
+    __module__ = "micropie"
+
+    def __init__(
+        self,
+        scope: Scope,
+        path_params: list[str] | None = None,
+        session: dict[str, Any] | None = None,
+    ) -> None:
+        self.scope = scope
+        self.path_params: list[str] = path_params if path_params is not None else []
+        self.session: dict[str, Any] = session if session is not None else {}
+
+    @property
+    def method(self) -> str:
+        """The HTTP method, such as ``"GET"``; ``"GET"`` for a WebSocket handshake."""
+        return str(self.scope.get("method", "GET"))
+
+    @property
+    def path(self) -> str:
+        """The request path, percent-decoded, such as ``"/greet/Alice"``."""
+        return str(self.scope["path"])
+
+    @cached_property
+    def headers(self) -> Headers:
+        """The request headers."""
+        return Headers(self.scope.get("headers", []))
+
+    @cached_property
+    def cookies(self) -> dict[str, str]:
+        """The cookies the client sent."""
+        return parse_cookies(self.headers.get("cookie", ""))
+
+    @cached_property
+    def query_params(self) -> dict[str, list[str]]:
+        """The query string's parameters, each with all of its values in order."""
+        query = self.scope.get("query_string", b"").decode("latin-1")
+        return parse_qs(query, keep_blank_values=True)
+
+    def query(self, name: str, default: str | None = None) -> str | None:
+        """The first value of the query parameter *name*, or *default*."""
+        values = self.query_params.get(name)
+        return values[0] if values else default
+
+
+class WebSocketRequest(Request):
+    """The handshake of the WebSocket being handled: ``self.request`` in a ``ws_`` handler."""
+
+    __module__ = "micropie"
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client offered, in its order of preference."""
+        return list(self.scope.get("subprotocols", []))
+
+
+#: The request being handled by the current task.
+current_request: ContextVar[Request] = ContextVar("micropie_current_request")

@@ -1,0 +1,133 @@
+"""From a path to a handler method and its arguments.
+
+Each App subclass gets its route table once, when the class is created, so that
+a request costs a dictionary look-up, never a signature inspection.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["BindError", "Route", "RouteTable", "split_path"]
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+WEBSOCKET_PREFIX = "ws_"
+
+
+class BindError(Exception):
+    """The request cannot fill the handler's parameters; the message says why.
+
+    *not_found* is true when the path itself names nothing (too many segments).
+    """
+
+    def __init__(self, message: str, *, not_found: bool = False) -> None:
+        super().__init__(message)
+        self.not_found = not_found
+
+
+@dataclass(frozen=True, slots=True)
+class _Parameter:
+    name: str
+    positional: bool
+    default: Any  # inspect.Parameter.empty when required
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A handler method and what its signature asks of a request."""
+
+    name: str
+    function: Callable[..., Any]
+    parameters: tuple[_Parameter, ...]
+    takes_rest: bool  # has *args, which takes the remaining path segments
+    is_async: bool
+
+    @classmethod
+    def from_function(cls, name: str, function: Callable[..., Any], skip: int) -> Route:
+        """Describe *function*, leaving out its first *skip* parameters (``self``, ...)."""
+        signature = inspect.signature(function)
+        found = list(signature.parameters.values())
+        if len(found) < skip or any(p.kind not in _POSITIONAL for p in found[:skip]):
+            what = "self and the WebSocket" if skip == 2 else "self"
+            raise TypeError(f"handler {name!r} must take {what} as its first argument")
+        parameters = []
+        takes_rest = False
+        for parameter in found[skip:]:
+            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+                takes_rest = True
+            elif parameter.kind is not inspect.Parameter.VAR_KEYWORD:
+                parameters.append(
+                    _Parameter(parameter.name, parameter.kind in _POSITIONAL, parameter.default)
+                )
+        return cls(
+            name=name,
+            function=function,
+            parameters=tuple(parameters),
+            takes_rest=takes_rest,
+            is_async=inspect.iscoroutinefunction(function),
+        )
+
+    def bind(
+        self, segments: list[str], query: Mapping[str, list[str]]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Arguments for the handler: path segments in order, then query parameters
+        by name, then defaults. Raises :class:`BindError` when that is not enough."""
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        position = 0
+        for parameter in self.parameters:
+            if parameter.positional and position < len(segments):
+                args.append(segments[position])
+                position += 1
+                continue
+            values = query.get(parameter.name)
+            if values:
+                value: Any = values[0]
+            elif parameter.default is not inspect.Parameter.empty:
+                value = parameter.default
+            else:
+                raise BindError(f"missing required parameter {parameter.name!r}")
+            if parameter.positional:
+                args.append(value)
+            else:
+                kwargs[parameter.name] = value
+        if position < len(segments):
+            if not self.takes_rest:
+                raise BindError(f"too many path segments for {self.name!r}", not_found=True)
+            args.extend(segments[position:])
+        return args, kwargs
+
+
+class RouteTable:
+    """The routes of one App subclass, HTTP and WebSocket apart."""
+
+    def __init__(self, cls: type, reserved: frozenset[str]) -> None:
+        self.http: dict[str, Route] = {}
+        self.websocket: dict[str, Route] = {}
+        for name in dir(cls):
+            # The App's own attributes (request, startup_handlers, ...) are never
+            # routes, even where a subclass overrides them.
+            if name.startswith("_") or name in reserved:
+                continue
+            member = inspect.getattr_static(cls, name)
+            if not inspect.isfunction(member):
+                continue
+            if name.startswith(WEBSOCKET_PREFIX):
+                route_name = name[len(WEBSOCKET_PREFIX) :]
+                if not route_name or route_name.startswith("_"):
+                    continue  # "ws__private" is as private as "_private"
+                if not inspect.iscoroutinefunction(member):
+                    raise TypeError(f"WebSocket handler {name!r} must be 'async def'")
+                self.websocket[route_name] = Route.from_function(name, member, skip=2)
+            else:
+                self.http[name] = Route.from_function(name, member, skip=1)
+
+
+def split_path(path: str) -> tuple[str, list[str]]:
+    """``"/greet/Alice"`` -> ``("greet", ["Alice"])``; ``"/"`` -> ``("index", [])``."""
+    segments = path.strip("/").split("/")
+    name = segments[0] or "index"
+    return name, segments[1:]

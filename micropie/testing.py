@@ -1,0 +1,350 @@
+"""Drive an App in this process, with no server and no sockets.
+
+``TestClient`` plays the part of the ASGI server and of a client at once: it
+turns calls such as ``send_text("hi")`` into the ASGI messages a server would
+deliver, and the application's messages back into return values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from micropie._asgi import Message
+from micropie.request import Headers, parse_cookies
+from micropie.websocket import ConnectionClosed
+
+__all__ = [
+    "ClientDisconnected",
+    "HTTPResponse",
+    "TestClient",
+    "WebSocketRejected",
+    "WebSocketTestSession",
+]
+
+_T = TypeVar("_T")
+ASGIApp = Any  # any ASGI 3 callable: app(scope, receive, send)
+
+
+class WebSocketRejected(Exception):
+    """The application refused the handshake; *status_code* is what a browser would see."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"the WebSocket handshake was rejected with HTTP {status_code}")
+        #: The HTTP status of the rejection (403 for a close before accept).
+        self.status_code = status_code
+
+
+class ClientDisconnected(OSError):
+    """Raised into the application when it sends to a client that has left, as servers do."""
+
+
+class HTTPResponse:
+    """What the application answered to :meth:`TestClient.get`."""
+
+    def __init__(self, status_code: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        #: The HTTP status code.
+        self.status_code = status_code
+        #: The response headers, looked up without regard to case.
+        self.headers = Headers(headers)
+        #: The raw header pairs, repeated names included (``set-cookie``).
+        self.raw_headers = headers
+        #: The response body.
+        self.content = body
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8."""
+        return self.content.decode("utf-8")
+
+
+class TestClient:
+    """A client for *app* that runs it in this process, one call at a time.
+
+    Use it as a context manager to run the application's startup and shutdown
+    handlers around the block. It keeps the cookies the application sets, as a
+    browser would. Calls wait at most *timeout* seconds for the application.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of its name
+
+    def __init__(self, app: ASGIApp, *, timeout: float = 5.0) -> None:
+        self.app = app
+        self.timeout = timeout
+        #: Cookies set by the application, sent back with every request.
+        self.cookies: dict[str, str] = {}
+        self._loop = asyncio.new_event_loop()
+        self._lifespan: _Lifespan | None = None
+
+    def __enter__(self) -> TestClient:
+        self._lifespan = _Lifespan(self)
+        self._lifespan.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if self._lifespan is not None:
+                self._lifespan.stop()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the event loop the client runs the application on."""
+        if not self._loop.is_closed():
+            self._loop.close()
+
+    def websocket_connect(
+        self,
+        path: str,
+        *,
+        subprotocols: Iterable[str] = (),
+        headers: Mapping[str, str] | None = None,
+        secure: bool = False,
+    ) -> WebSocketTestSession:
+        """Open a WebSocket to *path* (which may carry a query string).
+
+        Returns a session to use in a ``with`` block; the handshake happens when
+        the block is entered and raises :class:`WebSocketRejected` if refused.
+        """
+        scope = self._scope("websocket", path, headers, secure)
+        scope["scheme"] = "wss" if secure else "ws"
+        scope["subprotocols"] = list(subprotocols)
+        return WebSocketTestSession(self, scope)
+
+    def get(
+        self, path: str, *, headers: Mapping[str, str] | None = None, secure: bool = False
+    ) -> HTTPResponse:
+        """Send a ``GET`` request for *path* and return the response."""
+        scope = self._scope("http", path, headers, secure)
+        scope.update(method="GET", scheme="https" if secure else "http")
+        return self._run(self._http(scope))
+
+    async def _http(self, scope: dict[str, Any]) -> HTTPResponse:
+        sent: list[Message] = []
+        done = asyncio.Event()
+        requested = False
+
+        async def receive() -> Message:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                done.set()
+
+        await self.app(scope, receive, send)
+        if not sent or sent[0]["type"] != "http.response.start":
+            raise AssertionError(f"the application sent no response start, but {sent!r}")
+        body = b"".join(m.get("body", b"") for m in sent[1:])
+        response = HTTPResponse(sent[0]["status"], list(sent[0].get("headers", [])), body)
+        self._remember_cookies(response.raw_headers)
+        return response
+
+    def _scope(
+        self, kind: str, path: str, headers: Mapping[str, str] | None, secure: bool
+    ) -> dict[str, Any]:
+        parts = urlsplit(path)
+        raw_headers = [(b"host", b"testserver")]
+        if self.cookies:
+            cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+            raw_headers.append((b"cookie", cookie.encode("latin-1")))
+        for name, value in (headers or {}).items():
+            raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        return {
+            "type": kind,
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "path": parts.path or "/",
+            "raw_path": (parts.path or "/").encode("utf-8"),
+            "query_string": parts.query.encode("latin-1"),
+            "root_path": "",
+            "headers": raw_headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 443 if secure else 80),
+        }
+
+    def _remember_cookies(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        for name, value in headers:
+            if name.lower() == b"set-cookie":
+                pair = value.decode("latin-1").split(";", 1)[0]
+                self.cookies.update(parse_cookies(pair))
+
+    def _run(self, awaitable: Awaitable[_T]) -> _T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "TestClient is synchronous: call it from plain (not async) test code"
+            )
+        try:
+            return self._loop.run_until_complete(asyncio.wait_for(awaitable, self.timeout))
+        except TimeoutError:
+            raise TimeoutError(
+                f"the application did not answer within {self.timeout} seconds"
+            ) from None
+
+
+class WebSocketTestSession:
+    """One WebSocket connection to the application, seen from the client's side."""
+
+    __test__ = False
+
+    def __init__(self, client: TestClient, scope: dict[str, Any]) -> None:
+        self._client = client
+        self._scope = scope
+        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._client_left = False
+        self._app_task: asyncio.Task[None] | None = None
+        #: The subprotocol the application chose in ``accept()``, if any.
+        self.subprotocol: str | None = None
+        #: The headers of the handshake response, ``set-cookie`` among them.
+        self.response_headers: list[tuple[bytes, bytes]] = []
+        #: The close code the application sent, once it has closed.
+        self.close_code: int | None = None
+        #: The close reason the application sent, once it has closed.
+        self.close_reason: str | None = None
+
+    def __enter__(self) -> WebSocketTestSession:
+        self._client._run(self._handshake())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def send_text(self, data: str) -> None:
+        """Send a text message to the application."""
+        self._deliver({"type": "websocket.receive", "text": data})
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send a binary message to the application."""
+        self._deliver({"type": "websocket.receive", "bytes": data})
+
+    def receive_text(self) -> str:
+        """Wait for a text message; :class:`~micropie.ConnectionClosed` if it closes instead."""
+        data = self._client._run(self._next_data())
+        if not isinstance(data, str):
+            raise AssertionError(f"expected a text message, got binary {data!r}")
+        return data
+
+    def receive_bytes(self) -> bytes:
+        """Wait for a binary message; :class:`~micropie.ConnectionClosed` if it closes instead."""
+        data = self._client._run(self._next_data())
+        if not isinstance(data, bytes):
+            raise AssertionError(f"expected a binary message, got text {data!r}")
+        return data
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Leave, with *code*, and wait for the application's handler to finish."""
+        if not self._client_left:
+            self._client_left = True
+            self._to_app.put_nowait(
+                {"type": "websocket.disconnect", "code": code, "reason": reason}
+            )
+        if self._app_task is not None:
+            self._client._run(self._app_task)
+
+    def _deliver(self, message: Message) -> None:
+        if self._client_left:
+            raise RuntimeError("this test session has already left the connection")
+        if self.close_code is not None:
+            raise ConnectionClosed(self.close_code, self.close_reason or "")
+        self._to_app.put_nowait(message)
+
+    async def _handshake(self) -> None:
+        async def receive() -> Message:
+            return await self._to_app.get()
+
+        async def send(message: Message) -> None:
+            if self._client_left:
+                raise ClientDisconnected("the test client has left the connection")
+            await self._from_app.put(message)
+
+        self._to_app.put_nowait({"type": "websocket.connect"})
+        self._app_task = asyncio.ensure_future(self._client.app(self._scope, receive, send))
+        message = await self._next_message()
+        if message["type"] == "websocket.close":
+            self._client_left = True
+            await self._app_task
+            raise WebSocketRejected(403)
+        if message["type"] == "websocket.http.response.start":
+            self._client_left = True
+            await self._app_task
+            raise WebSocketRejected(message["status"])
+        if message["type"] != "websocket.accept":
+            raise AssertionError(f"expected websocket.accept, got {message!r}")
+        self.subprotocol = message.get("subprotocol")
+        self.response_headers = list(message.get("headers", []))
+        self._client._remember_cookies(self.response_headers)
+
+    async def _next_data(self) -> str | bytes:
+        if self.close_code is not None:
+            raise ConnectionClosed(self.close_code, self.close_reason or "")
+        message = await self._next_message()
+        if message["type"] == "websocket.close":
+            self.close_code = message.get("code", 1000)
+            self.close_reason = message.get("reason") or ""
+            raise ConnectionClosed(self.close_code, self.close_reason)
+        if message["type"] != "websocket.send":
+            raise AssertionError(f"expected websocket.send, got {message!r}")
+        text = message.get("text")
+        return text if text is not None else message["bytes"]  # type: ignore[no-any-return]
+
+    async def _next_message(self) -> Message:
+        """The application's next message, or its exception if it fails first."""
+        assert self._app_task is not None
+        getter = asyncio.ensure_future(self._from_app.get())
+        await asyncio.wait({getter, self._app_task}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        self._app_task.result()  # raises the application's exception, if any
+        raise AssertionError("the application returned without sending a message")
+
+
+class _Lifespan:
+    """The lifespan conversation of a TestClient's ``with`` block."""
+
+    def __init__(self, client: TestClient) -> None:
+        self._client = client
+        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._client._run(self._phase("startup"))
+
+    def stop(self) -> None:
+        self._client._run(self._phase("shutdown"))
+
+    async def _phase(self, phase: str) -> None:
+        if self._task is None:
+            scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+            self._task = asyncio.ensure_future(
+                self._client.app(scope, self._to_app.get, self._from_app.put)
+            )
+        await self._to_app.put({"type": f"lifespan.{phase}"})
+        getter = asyncio.ensure_future(self._from_app.get())
+        await asyncio.wait({getter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not getter.done():
+            getter.cancel()
+            self._task.result()
+            raise AssertionError(f"the application ended the lifespan before {phase}")
+        reply = getter.result()
+        if reply["type"] == f"lifespan.{phase}.failed":
+            raise RuntimeError(f"application {phase} failed: {reply.get('message', '')}")

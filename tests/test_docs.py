@@ -1,0 +1,140 @@
+"""The published WebSocket page: built from the code's docstrings, word for word the reference."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENDORED_REFERENCE = ROOT / "tests" / "data" / "websocket_reference.rst"
+SHARED_REFERENCE = ROOT.parent / "shared" / "reference" / "websocket.rst"
+
+DOCUMENTED = [
+    "micropie.WebSocket",
+    "micropie.WebSocket.accept",
+    "micropie.WebSocket.receive_text",
+    "micropie.WebSocket.receive_bytes",
+    "micropie.WebSocket.send_text",
+    "micropie.WebSocket.send_bytes",
+    "micropie.WebSocket.close",
+    "micropie.WebSocket.accepted",
+    "micropie.WebSocket.session_id",
+    "micropie.ConnectionClosed",
+]
+
+
+class _ArticleText(HTMLParser):
+    """Collects the text inside the page's <article>, where furo puts the content."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.chunks: list[str] = []
+        self.ids: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "article" or self.depth:
+            self.depth += 1
+        self.ids.extend(value for name, value in attrs if name == "id" and value)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.depth:
+            self.chunks.append(data)
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _rendered(paragraph: str) -> str:
+    """What Sphinx shows for a paragraph of reST: the roles' text, no markup."""
+    text = re.sub(r":class:`~?(?:[\w.]+\.)?(\w+)`", r"\1", paragraph)
+    text = re.sub(r":meth:`~?(?:[\w.]+\.)?(\w+)`", r"\1()", text)
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    text = re.sub(r"\*([^*]+)\*", r"\1", text)
+    return _normalise(text)
+
+
+def _reference_items(source: str) -> list[str]:
+    """Headings and paragraphs of the reference page, in order, as rendered text."""
+    items = []
+    for block in re.split(r"\n\s*\n", source):
+        lines = [line for line in block.splitlines() if line.strip()]
+        if not lines or lines[0].lstrip().startswith(".. "):
+            continue
+        if len(lines) == 2 and re.fullmatch(r"[=\-~^]+", lines[1].strip()):
+            items.append(lines[0].strip())  # a section title
+            continue
+        items.append(_rendered(" ".join(line.strip() for line in lines)))
+    return items
+
+
+@pytest.fixture(scope="module")
+def built_page(tmp_path_factory: pytest.TempPathFactory) -> _ArticleText:
+    out = tmp_path_factory.mktemp("html")
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-n", "-E", "-q", "-b", "html",
+         "-c", str(ROOT / "docs"), str(ROOT / "docs" / "source"), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, f"sphinx-build -W -n failed:\n{result.stderr}"
+    page = _ArticleText()
+    page.feed((out / "reference" / "websocket.html").read_text(encoding="utf-8"))
+    return page
+
+
+def test_vendored_reference_is_the_published_one() -> None:
+    if not SHARED_REFERENCE.exists():
+        pytest.skip(f"{SHARED_REFERENCE} is not beside this checkout")
+    assert VENDORED_REFERENCE.read_text() == SHARED_REFERENCE.read_text()
+
+
+def test_reference_items_are_parsed() -> None:
+    items = _reference_items(VENDORED_REFERENCE.read_text())
+    # title, intro, 4 headings, 2 class bodies, 6 methods, 2 attributes
+    assert len(items) == 16
+    assert items[0] == "WebSocket class"
+    assert items[-1].startswith("Raised by receive_text() and receive_bytes() when the client")
+
+
+def test_every_paragraph_appears_verbatim_in_order(built_page: _ArticleText) -> None:
+    text = _normalise("".join(built_page.chunks))
+    position = 0
+    for item in _reference_items(VENDORED_REFERENCE.read_text()):
+        found = text.find(item, position)
+        assert found != -1, f"not found (in order) on the built page: {item!r}"
+        position = found + len(item)
+
+
+@pytest.mark.parametrize("anchor", DOCUMENTED)
+def test_each_member_is_rendered_once(built_page: _ArticleText, anchor: str) -> None:
+    assert built_page.ids.count(anchor) == 1
+
+
+def test_docstrings_are_the_reference_text() -> None:
+    import inspect
+
+    import micropie
+
+    source = VENDORED_REFERENCE.read_text()
+    bodies = dict(
+        (name.strip(), _normalise(body))
+        for name, body in re.findall(
+            r"^\.\. (?:class|method|attribute):: (\w+)[^\n]*\n\n((?:   .*\n?|\n)+)", source, re.M
+        )
+    )
+    owners = {"WebSocket": micropie.WebSocket, "ConnectionClosed": micropie.ConnectionClosed}
+    for name, body in bodies.items():
+        obj = owners.get(name) or getattr(micropie.WebSocket, name)
+        assert _normalise(inspect.getdoc(obj) or "") == body, name

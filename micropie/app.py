@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from micropie._asgi import Receive, Scope, Send
-from micropie.request import Request, WebSocketRequest, current_request
-from micropie.responses import error_response, to_response
-from micropie.routing import BindError, Route, RouteTable, split_path
-from micropie.sessions import (
-    SESSION_COOKIE,
-    InMemorySessionBackend,
-    SessionBackend,
-    new_session_id,
-    session_cookie,
+from micropie.bodies import (
+    BodyError,
+    ClientGone,
+    MultipartMissing,
+    parse_form,
+    parse_json,
+    read_multipart,
 )
+from micropie.lifespan import LifespanHandler, serve_lifespan
+from micropie.middleware import HttpMiddleware, WebSocketMiddleware
+from micropie.request import Request, WebSocketRequest, current_request
+from micropie.responses import Response, error_response, redirect, to_response
+from micropie.routing import BindError, Route, RouteTable, split_path
+from micropie.sessions import InMemorySessionBackend, SessionBackend, SessionHandle
+from micropie.templates import TemplateRenderer
 from micropie.websocket import ConnectionClosed, WebSocket
 
 __all__ = ["App"]
 
 logger = logging.getLogger("micropie")
 
-LifespanHandler = Callable[[], Awaitable[None] | None]
-
 # Sent to the client when a handler fails; the error itself goes to the log.
 _HANDLER_ERROR_REASON = "Internal server error"
 _INTERNAL_ERROR = 1011
+_FORM = "application/x-www-form-urlencoded"
+_MULTIPART = "multipart/form-data"
 
 
 class App:
@@ -37,7 +42,8 @@ class App:
     ``/greet/Alice`` calls ``greet("Alice")`` over HTTP, and a WebSocket
     handshake at ``/chat`` calls ``ws_chat(websocket)``. Sessions are kept by
     *session_backend*, an :class:`~micropie.sessions.InMemorySessionBackend`
-    unless you pass another.
+    unless you pass another. Templates are read from *templates_dir*. A request
+    body larger than *max_body_size* bytes is refused with 413.
 
     .. attribute:: session_backend
        :type: micropie.sessions.SessionBackend
@@ -54,6 +60,17 @@ class App:
        :type: list
 
        Called in order, with no arguments, when the server shuts down.
+
+    .. attribute:: middlewares
+       :type: list
+
+       :class:`~micropie.HttpMiddleware` and
+       :class:`~micropie.WebSocketMiddleware` instances, applied in order.
+
+    .. attribute:: max_body_size
+       :type: int
+
+       The largest request body accepted, in bytes.
     """
 
     __module__ = "micropie"
@@ -63,12 +80,22 @@ class App:
         super().__init_subclass__(**kwargs)
         cls._routes = RouteTable(cls, reserved=_RESERVED_NAMES)
 
-    def __init__(self, session_backend: SessionBackend | None = None) -> None:
+    def __init__(
+        self,
+        session_backend: SessionBackend | None = None,
+        *,
+        templates_dir: str | Path = "templates",
+        max_body_size: int = 10 * 1024 * 1024,
+        middlewares: Iterable[HttpMiddleware | WebSocketMiddleware] = (),
+    ) -> None:
         self.session_backend: SessionBackend = (
             session_backend if session_backend is not None else InMemorySessionBackend()
         )
         self.startup_handlers: list[LifespanHandler] = []
         self.shutdown_handlers: list[LifespanHandler] = []
+        self.middlewares: list[HttpMiddleware | WebSocketMiddleware] = list(middlewares)
+        self.max_body_size = max_body_size
+        self._templates = TemplateRenderer(templates_dir)
 
     @property
     def request(self) -> Request:
@@ -78,16 +105,121 @@ class App:
         except LookupError:
             raise RuntimeError("self.request is only available inside a handler") from None
 
+    def _redirect(
+        self, location: str, status: int = 302, headers: Iterable[tuple[str, str]] = ()
+    ) -> tuple[int, str, list[tuple[str, str]]]:
+        """Return this from a handler to redirect the client to *location*."""
+        return redirect(location, status, headers)
+
+    async def _render_template(self, name: str, **context: Any) -> str:
+        """Render the Jinja2 template *name* from the templates directory, autoescaped."""
+        return await self._templates.render(name, context)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "websocket":
-            await self._serve_websocket(scope, receive, send)
-        elif kind == "http":
+        if kind == "http":
             await self._serve_http(scope, receive, send)
+        elif kind == "websocket":
+            await self._serve_websocket(scope, receive, send)
         elif kind == "lifespan":
-            await self._serve_lifespan(receive, send)
+            await serve_lifespan(receive, send, self.startup_handlers, self.shutdown_handlers)
         else:
             raise ValueError(f"MicroPie does not serve ASGI scopes of type {kind!r}")
+
+    # HTTP
+
+    async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        head = scope["method"] == "HEAD"
+        name, segments = split_path(scope["path"])
+        route = self._routes.http.get(name)
+        if route is None:
+            await error_response(404).send(send, head=head)
+            return
+        request = Request(scope, segments)
+        request._receive = receive
+        request._max_body_size = self.max_body_size
+        try:
+            await self._read_body(request, receive)
+        except BodyError as exc:
+            await error_response(exc.status, str(exc)).send(send, head=head)
+            return
+        except MultipartMissing as exc:
+            logger.warning("%s refused: %s", request.path, exc)
+            await error_response(415, "multipart/form-data is not supported here").send(send)
+            return
+        except ClientGone:
+            return
+        session = SessionHandle(self.session_backend)
+        request.session = await session.load(request.cookies)
+        token = current_request.set(request)
+        try:
+            response = await self._respond(route, request, session)
+        finally:
+            current_request.reset(token)
+            for uploads in request.files.values():
+                for upload in uploads:
+                    upload.close()
+        await response.send(send, head=head)
+
+    async def _read_body(self, request: Request, receive: Receive) -> None:
+        """Parse a form or JSON body up front, so that it can fill parameters."""
+        content_type = request.content_type
+        if content_type == _FORM:
+            request.body_params = parse_form(await request.body())
+        elif content_type == _MULTIPART:
+            header = request.headers["content-type"]
+            request.body_params, request.files = await read_multipart(
+                receive, header, self.max_body_size
+            )
+        elif content_type == "application/json" or content_type.endswith("+json"):
+            body = await request.body()
+            if body:
+                request._json = parse_json(body)
+
+    async def _respond(self, route: Route, request: Request, session: SessionHandle) -> Response:
+        middlewares = [m for m in self.middlewares if isinstance(m, HttpMiddleware)]
+        try:
+            result = None
+            for middleware in middlewares:
+                result = await middleware.before_request(request)
+                if result is not None:
+                    break
+            else:
+                result = await self._call_handler(route, request)
+            response = result if isinstance(result, Response) else to_response(result)
+            for middleware in reversed(middlewares):
+                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
+                replaced = await middleware.after_request(
+                    request, response.status, response.body, headers
+                )
+                if replaced is not None:
+                    response = to_response(replaced)
+            cookie = await session.commit_http(
+                request.session, secure=request.scope.get("scheme") == "https"
+            )
+            if cookie is not None:
+                response.headers.append((b"set-cookie", cookie))
+        except BodyError as exc:  # from request.body() inside the handler
+            return error_response(exc.status, str(exc))
+        except Exception:
+            logger.exception("HTTP handler %s failed", route.name)
+            return error_response(500)
+        return response
+
+    async def _call_handler(self, route: Route, request: Request) -> Any:
+        try:
+            args, kwargs = route.bind(
+                request.path_params, request.query_params, _body_values(request), request.session
+            )
+        except BindError as exc:
+            if exc.not_found:
+                return error_response(404)
+            return error_response(400, f"Bad Request: {exc}")
+        if route.is_async:
+            return await route.function(self, *args, **kwargs)
+        return route.function(self, *args, **kwargs)
+
+    # WebSocket
 
     async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(receive, send)
@@ -99,21 +231,24 @@ class App:
             await websocket.close()  # before accept(): the client sees HTTP 403
             return
         request = WebSocketRequest(scope, segments)
+        session = SessionHandle(self.session_backend)
+        request.session = await session.load(request.cookies)
         try:
-            args, kwargs = route.bind(segments, request.query_params)
+            args, kwargs = route.bind(segments, request.query_params, {}, request.session)
         except BindError as exc:
             logger.info("WebSocket handshake for %s rejected: %s", scope["path"], exc)
             await websocket.close()
             return
-        known_id = await self._load_session(request)
 
         async def start_session(session_id: str) -> None:
-            await self.session_backend.save(session_id, request.session)
+            await session.save(session_id, request.session)
 
         websocket._on_session_start = start_session
+        middlewares = [m for m in self.middlewares if isinstance(m, WebSocketMiddleware)]
         token = current_request.set(request)
         try:
-            await route.function(self, websocket, *args, **kwargs)
+            if await self._admit(websocket, request, middlewares):
+                await route.function(self, websocket, *args, **kwargs)
         except ConnectionClosed:
             pass  # the client left; the handler had nothing more to do
         except Exception:
@@ -121,8 +256,21 @@ class App:
             await websocket.close(_INTERNAL_ERROR, _HANDLER_ERROR_REASON)
         finally:
             current_request.reset(token)
+        for middleware in reversed(middlewares):
+            try:
+                await middleware.after_websocket(request)
+            except Exception:
+                logger.exception("after_websocket of %r failed", middleware)
         try:
-            await self._save_session(request, websocket.session_id or known_id)
+            session_id = websocket.session_id or session.known_id
+            if session_id is not None and session.changed(request.session):
+                await session.save(session_id, request.session)
+            elif session.changed(request.session):
+                logger.warning(
+                    "the session of %s changed but has no ID, so it was not saved: "
+                    "pass session_id to accept()",
+                    request.path,
+                )
         except Exception:
             logger.exception("saving the session after %s failed", route.name)
             await websocket.close(_INTERNAL_ERROR, _HANDLER_ERROR_REASON)
@@ -130,89 +278,31 @@ class App:
         # socket open has it closed normally. Servers answer 500 otherwise.
         await websocket.close()
 
-    async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        name, segments = split_path(scope["path"])
-        route = self._routes.http.get(name)
-        if route is None:
-            await error_response(404).send(send)
-            return
-        request = Request(scope, segments)
-        try:
-            args, kwargs = route.bind(segments, request.query_params)
-        except BindError as exc:
-            if exc.not_found:
-                await error_response(404).send(send)
-            else:
-                await error_response(400, f"Bad Request: {exc}").send(send)
-            return
-        known_id = await self._load_session(request)
-        token = current_request.set(request)
-        try:
-            result = await _call(route, self, *args, **kwargs)
-            response = to_response(result)
-            if known_id is None and request.session:
-                known_id = new_session_id()
-                secure = scope.get("scheme") == "https"
-                response.headers.append((b"set-cookie", session_cookie(known_id, secure=secure)))
-            await self._save_session(request, known_id)
-        except Exception:
-            logger.exception("HTTP handler %s failed", route.name)
-            response = error_response(500)
-        finally:
-            current_request.reset(token)
-        await response.send(send)
-
-    async def _load_session(self, request: Request) -> str | None:
-        """Load the session named by the cookie into *request*; return its ID if known.
-
-        An ID the backend does not know is ignored, never adopted.
-        """
-        session_id = request.cookies.get(SESSION_COOKIE)
-        if not session_id:
-            return None
-        data = await self.session_backend.load(session_id)
-        if data is None:
-            return None
-        request.session = data
-        return session_id
-
-    async def _save_session(self, request: Request, session_id: str | None) -> None:
-        if session_id is not None:
-            await self.session_backend.save(session_id, request.session)
-        elif request.session:
-            logger.warning(
-                "the session of %s was changed but has no ID, so it was not saved: "
-                "pass session_id to accept()",
-                request.path,
-            )
-
-    async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                phase, handlers = "startup", self.startup_handlers
-            elif message["type"] == "lifespan.shutdown":
-                phase, handlers = "shutdown", self.shutdown_handlers
-            else:
-                continue
-            try:
-                for handler in handlers:
-                    outcome = handler()
-                    if inspect.isawaitable(outcome):
-                        await outcome
-            except Exception as exc:
-                logger.exception("a %s handler failed", phase)
-                await send({"type": f"lifespan.{phase}.failed", "message": repr(exc)})
-                return
-            await send({"type": f"lifespan.{phase}.complete"})
-            if phase == "shutdown":
-                return
+    @staticmethod
+    async def _admit(
+        websocket: WebSocket, request: WebSocketRequest, middlewares: list[WebSocketMiddleware]
+    ) -> bool:
+        """Ask each middleware; a refusal is sent as a close code the client can read."""
+        for middleware in middlewares:
+            refusal = await middleware.before_websocket(request)
+            if refusal is not None:
+                code, reason = refusal
+                await websocket.accept()
+                await websocket.close(code, reason)
+                return False
+        return True
 
 
-async def _call(route: Route, *args: Any, **kwargs: Any) -> Any:
-    if route.is_async:
-        return await route.function(*args, **kwargs)
-    return route.function(*args, **kwargs)
+def _body_values(request: Request) -> dict[str, Any]:
+    """What a body offers to fill parameters: form fields, files, JSON keys."""
+    if not request.body_params and not request.files and not isinstance(request._json, dict):
+        return {}
+    values: dict[str, Any] = {}
+    if isinstance(request._json, dict):
+        values.update(request._json)
+    values.update((name, items[0]) for name, items in request.files.items() if items)
+    values.update((name, items[0]) for name, items in request.body_params.items() if items)
+    return values
 
 
 # Every public name of App itself: never routable, whatever the subclass defines.
@@ -220,5 +310,7 @@ _RESERVED_NAMES = frozenset(name for name in dir(App) if not name.startswith("_"
     "session_backend",
     "startup_handlers",
     "shutdown_handlers",
+    "middlewares",
+    "max_body_size",
 }
 App._routes = RouteTable(App, reserved=_RESERVED_NAMES)

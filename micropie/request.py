@@ -8,7 +8,8 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs
 
-from micropie._asgi import Scope
+from micropie._asgi import Receive, Scope
+from micropie.bodies import UploadFile, read_body
 
 __all__ = ["Headers", "Request", "WebSocketRequest", "current_request"]
 
@@ -73,6 +74,17 @@ class Request:
        :type: dict
 
        The session: loaded before the handler runs, saved after it returns.
+
+    .. attribute:: body_params
+       :type: dict[str, list[str]]
+
+       The fields of a form body (URL-encoded or multipart), each with all
+       of its values in order.
+
+    .. attribute:: files
+       :type: dict[str, list[micropie.UploadFile]]
+
+       The files of a ``multipart/form-data`` body.
     """
 
     __module__ = "micropie"
@@ -86,6 +98,13 @@ class Request:
         self.scope = scope
         self.path_params: list[str] = path_params if path_params is not None else []
         self.session: dict[str, Any] = session if session is not None else {}
+        self.body_params: dict[str, list[str]] = {}
+        self.files: dict[str, list[UploadFile]] = {}
+        self._json: Any = _NO_JSON
+        self._body: bytes | None = None
+        # Set by the App, for reading a body that it did not parse itself.
+        self._receive: Receive | None = None
+        self._max_body_size = 0
 
     @property
     def method(self) -> str:
@@ -118,6 +137,41 @@ class Request:
         values = self.query_params.get(name)
         return values[0] if values else default
 
+    def form(self, name: str, default: str | None = None) -> str | None:
+        """The first value of the form field *name*, or *default*."""
+        values = self.body_params.get(name)
+        return values[0] if values else default
+
+    def json(self, name: str | None = None, default: Any = None) -> Any:
+        """The JSON body, parsed; with *name*, that key of a JSON object.
+
+        *default* when the body was not JSON, or has no such key.
+        """
+        if self._json is _NO_JSON:
+            return default
+        if name is None:
+            return self._json
+        if isinstance(self._json, dict):
+            return self._json.get(name, default)
+        return default
+
+    async def body(self) -> bytes:
+        """The raw request body, read once, at most ``App.max_body_size`` bytes.
+
+        When it is larger, the request is answered with 413 instead.
+        """
+        if self._body is None:
+            if self._receive is None:
+                self._body = b""
+            else:
+                self._body = await read_body(self._receive, self._max_body_size)
+        return self._body
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body, without parameters, lower case."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
 
 class WebSocketRequest(Request):
     """The handshake of the WebSocket being handled: ``self.request`` in a ``ws_`` handler."""
@@ -129,6 +183,8 @@ class WebSocketRequest(Request):
         """The subprotocols the client offered, in its order of preference."""
         return list(self.scope.get("subprotocols", []))
 
+
+_NO_JSON: Any = object()
 
 #: The request being handled by the current task.
 current_request: ContextVar[Request] = ContextVar("micropie_current_request")

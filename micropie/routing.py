@@ -71,10 +71,17 @@ class Route:
         )
 
     def bind(
-        self, segments: list[str], query: Mapping[str, list[str]]
+        self,
+        segments: list[str],
+        query: Mapping[str, list[str]],
+        body: Mapping[str, Any],
+        session: Mapping[str, Any],
     ) -> tuple[list[Any], dict[str, Any]]:
-        """Arguments for the handler: path segments in order, then query parameters
-        by name, then defaults. Raises :class:`BindError` when that is not enough."""
+        """Arguments for the handler: path segments in order, then by name the
+        query string, the body and the session, then defaults.
+
+        Raises :class:`BindError` when that is not enough.
+        """
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         position = 0
@@ -83,17 +90,22 @@ class Route:
                 args.append(segments[position])
                 position += 1
                 continue
-            values = query.get(parameter.name)
+            name = parameter.name
+            values = query.get(name)
             if values:
                 value: Any = values[0]
+            elif name in body:
+                value = body[name]
+            elif name in session:
+                value = session[name]
             elif parameter.default is not inspect.Parameter.empty:
                 value = parameter.default
             else:
-                raise BindError(f"missing required parameter {parameter.name!r}")
+                raise BindError(f"missing required parameter {name!r}")
             if parameter.positional:
                 args.append(value)
             else:
-                kwargs[parameter.name] = value
+                kwargs[name] = value
         if position < len(segments):
             if not self.takes_rest:
                 raise BindError(f"too many path segments for {self.name!r}", not_found=True)

@@ -8,7 +8,14 @@ import secrets
 import time
 from typing import Any
 
-__all__ = ["InMemorySessionBackend", "SessionBackend", "new_session_id", "session_cookie"]
+__all__ = [
+    "InMemorySessionBackend",
+    "SessionBackend",
+    "SessionHandle",
+    "expired_session_cookie",
+    "new_session_id",
+    "session_cookie",
+]
 
 #: Name of the cookie that carries the session ID.
 SESSION_COOKIE = "session_id"
@@ -33,6 +40,12 @@ def session_cookie(session_id: str, *, secure: bool) -> bytes:
     return f"{SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Lax{secure_flag}".encode()
 
 
+def expired_session_cookie(*, secure: bool) -> bytes:
+    """The ``Set-Cookie`` value that makes the browser forget its session cookie."""
+    secure_flag = "; Secure" if secure else ""
+    return f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax{secure_flag}".encode()
+
+
 class SessionBackend(abc.ABC):
     """Where sessions live between requests.
 
@@ -50,16 +63,30 @@ class SessionBackend(abc.ABC):
 
 
 class InMemorySessionBackend(SessionBackend):
-    """Sessions in a dictionary of this process, forgotten after *max_age* seconds.
+    """Sessions in a dictionary of this process, forgotten *max_age* seconds
+    after they were last saved.
 
-    Suited to one process: every worker of a multi-process server has its own.
+    Expired sessions are swept out at most every *cleanup_interval* seconds,
+    when sessions are saved. Suited to one process: every worker of a
+    multi-process server has its own.
     """
 
-    def __init__(self, max_age: float = 14 * 24 * 3600) -> None:
+    def __init__(self, max_age: float = 14 * 24 * 3600, cleanup_interval: float = 60) -> None:
         if max_age <= 0:
             raise ValueError(f"max_age must be positive, got {max_age!r}")
         self.max_age = max_age
+        self.cleanup_interval = cleanup_interval
         self._sessions: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._next_cleanup = time.monotonic() + cleanup_interval
+
+    def cleanup(self) -> int:
+        """Forget every expired session now; return how many there were."""
+        now = time.monotonic()
+        expired = [key for key, (expires, _) in self._sessions.items() if expires <= now]
+        for key in expired:
+            del self._sessions[key]
+        self._next_cleanup = now + self.cleanup_interval
+        return len(expired)
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
         entry = self._sessions.get(session_id)
@@ -73,8 +100,11 @@ class InMemorySessionBackend(SessionBackend):
         return copy.deepcopy(data)
 
     async def save(self, session_id: str, data: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now >= self._next_cleanup:
+            self.cleanup()
         if data:
-            expires = time.monotonic() + self.max_age
+            expires = now + self.max_age
             self._sessions[session_id] = (expires, copy.deepcopy(data))
         else:
             self._sessions.pop(session_id, None)
@@ -82,3 +112,52 @@ class InMemorySessionBackend(SessionBackend):
     def __len__(self) -> int:
         """The number of sessions stored, expired ones included until next touched."""
         return len(self._sessions)
+
+
+class SessionHandle:
+    """The session of one request: which ID it came under, and whether it changed."""
+
+    __slots__ = ("_backend", "_snapshot", "known_id")
+
+    def __init__(self, backend: SessionBackend) -> None:
+        self._backend = backend
+        self._snapshot: dict[str, Any] = {}
+        #: The ID from the cookie, if the backend knew it; an unknown one is never adopted.
+        self.known_id: str | None = None
+
+    async def load(self, cookies: dict[str, str]) -> dict[str, Any]:
+        """The session named by the cookie, or a new empty one."""
+        session_id = cookies.get(SESSION_COOKIE)
+        if not session_id:
+            return {}
+        data = await self._backend.load(session_id)
+        if data is None:
+            return {}
+        self.known_id = session_id
+        self._snapshot = copy.deepcopy(data)
+        return data
+
+    def changed(self, session: dict[str, Any]) -> bool:
+        return session != self._snapshot
+
+    async def save(self, session_id: str, session: dict[str, Any]) -> None:
+        await self._backend.save(session_id, session)
+        self._snapshot = copy.deepcopy(session)
+
+    async def commit_http(self, session: dict[str, Any], *, secure: bool) -> bytes | None:
+        """Save a changed session; return the ``Set-Cookie`` value to send, if any.
+
+        A new non-empty session gets a new ID; an emptied one is deleted and
+        its cookie cleared; an unchanged one costs nothing.
+        """
+        if not self.changed(session):
+            return None
+        if not session:
+            if self.known_id is None:
+                return None
+            await self.save(self.known_id, session)
+            return expired_session_cookie(secure=secure)
+        session_id = self.known_id or new_session_id()
+        await self.save(session_id, session)
+        self.known_id = session_id
+        return session_cookie(session_id, secure=secure)

@@ -8,10 +8,12 @@ deliver, and the application's messages back into return values.
 from __future__ import annotations
 
 import asyncio
+import json as _json
+import secrets
 from collections.abc import Awaitable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from micropie._asgi import Message
 from micropie.request import Headers, parse_cookies
@@ -43,17 +45,28 @@ class ClientDisconnected(OSError):
 
 
 class HTTPResponse:
-    """What the application answered to :meth:`TestClient.get`."""
+    """What the application answered to :meth:`TestClient.request`."""
 
-    def __init__(self, status_code: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        headers: list[tuple[bytes, bytes]],
+        chunks: list[bytes],
+        *,
+        complete: bool = True,
+    ) -> None:
         #: The HTTP status code.
         self.status_code = status_code
         #: The response headers, looked up without regard to case.
         self.headers = Headers(headers)
         #: The raw header pairs, repeated names included (``set-cookie``).
         self.raw_headers = headers
+        #: The body as the application sent it, one item per ASGI message.
+        self.chunks = chunks
         #: The response body.
-        self.content = body
+        self.content = b"".join(chunks)
+        #: False when the application stopped without the final chunk.
+        self.complete = complete
 
     @property
     def text(self) -> str:
@@ -114,24 +127,65 @@ class TestClient:
         scope["subprotocols"] = list(subprotocols)
         return WebSocketTestSession(self, scope)
 
-    def get(
-        self, path: str, *, headers: Mapping[str, str] | None = None, secure: bool = False
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        json: Any = None,
+        form: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        chunk_size: int | None = None,
+        secure: bool = False,
     ) -> HTTPResponse:
-        """Send a ``GET`` request for *path* and return the response."""
-        scope = self._scope("http", path, headers, secure)
-        scope.update(method="GET", scheme="https" if secure else "http")
-        return self._run(self._http(scope))
+        """Send a request for *path* and return the response.
 
-    async def _http(self, scope: dict[str, Any]) -> HTTPResponse:
+        The body is *body* as it is, or *json* encoded as JSON, or *form* (with
+        *files*, each ``(filename, content, content_type)``) encoded as a form,
+        with a matching ``Content-Type``. With *chunk_size*, the body reaches
+        the application in pieces of that size, as from a slow network.
+        """
+        headers = dict(headers or {})
+        if json is not None:
+            body = _json.dumps(json).encode("utf-8")
+            headers.setdefault("content-type", "application/json")
+        elif files:
+            body, content_type = _encode_multipart(form or {}, files)
+            headers.setdefault("content-type", content_type)
+        elif form is not None:
+            body = urlencode(form).encode("ascii")
+            headers.setdefault("content-type", "application/x-www-form-urlencoded")
+        if body:
+            headers.setdefault("content-length", str(len(body)))
+        scope = self._scope("http", path, headers, secure)
+        scope.update(method=method.upper(), scheme="https" if secure else "http")
+        size = chunk_size or len(body) or 1
+        chunks = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+        return self._run(self._http(scope, chunks))
+
+    def get(self, path: str, **options: Any) -> HTTPResponse:
+        """Send a ``GET`` request; *options* are those of :meth:`request`."""
+        return self.request("GET", path, **options)
+
+    def head(self, path: str, **options: Any) -> HTTPResponse:
+        """Send a ``HEAD`` request; *options* are those of :meth:`request`."""
+        return self.request("HEAD", path, **options)
+
+    def post(self, path: str, **options: Any) -> HTTPResponse:
+        """Send a ``POST`` request; *options* are those of :meth:`request`."""
+        return self.request("POST", path, **options)
+
+    async def _http(self, scope: dict[str, Any], chunks: list[bytes]) -> HTTPResponse:
         sent: list[Message] = []
         done = asyncio.Event()
-        requested = False
+        pending = list(chunks)
 
         async def receive() -> Message:
-            nonlocal requested
-            if not requested:
-                requested = True
-                return {"type": "http.request", "body": b"", "more_body": False}
+            if pending:
+                chunk = pending.pop(0)
+                return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
             await done.wait()
             return {"type": "http.disconnect"}
 
@@ -143,8 +197,12 @@ class TestClient:
         await self.app(scope, receive, send)
         if not sent or sent[0]["type"] != "http.response.start":
             raise AssertionError(f"the application sent no response start, but {sent!r}")
-        body = b"".join(m.get("body", b"") for m in sent[1:])
-        response = HTTPResponse(sent[0]["status"], list(sent[0].get("headers", [])), body)
+        response = HTTPResponse(
+            sent[0]["status"],
+            list(sent[0].get("headers", [])),
+            [m.get("body", b"") for m in sent[1:]],
+            complete=done.is_set(),
+        )
         self._remember_cookies(response.raw_headers)
         return response
 
@@ -174,8 +232,13 @@ class TestClient:
     def _remember_cookies(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
         for name, value in headers:
             if name.lower() == b"set-cookie":
-                pair = value.decode("latin-1").split(";", 1)[0]
-                self.cookies.update(parse_cookies(pair))
+                pair, _, attributes = value.decode("latin-1").partition(";")
+                cookie = parse_cookies(pair)
+                if "max-age=0" in attributes.lower().replace(" ", ""):
+                    for cookie_name in cookie:
+                        self.cookies.pop(cookie_name, None)
+                else:
+                    self.cookies.update(cookie)
 
     def _run(self, awaitable: Awaitable[_T]) -> _T:
         try:
@@ -348,3 +411,24 @@ class _Lifespan:
         reply = getter.result()
         if reply["type"] == f"lifespan.{phase}.failed":
             raise RuntimeError(f"application {phase} failed: {reply.get('message', '')}")
+
+
+def _encode_multipart(
+    form: Mapping[str, str], files: Mapping[str, tuple[str, bytes, str]]
+) -> tuple[bytes, str]:
+    boundary = secrets.token_hex(16)
+    parts: list[bytes] = []
+    for name, value in form.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode("utf-8")
+            + b"\r\n"
+        )
+    for name, (filename, content, content_type) in files.items():
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
+        )
+        parts.append(head.encode() + content + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"

@@ -1,0 +1,251 @@
+"""Reading request bodies: size limits, forms, JSON and multipart uploads."""
+
+from __future__ import annotations
+
+import json
+from tempfile import SpooledTemporaryFile
+from typing import IO, Any
+from urllib.parse import parse_qs
+
+from micropie._asgi import Receive
+
+__all__ = [
+    "BodyError",
+    "ClientGone",
+    "MultipartMissing",
+    "UploadFile",
+    "parse_form",
+    "parse_json",
+    "read_body",
+    "read_multipart",
+]
+
+# Uploads stay in memory up to this size, then move to a temporary file.
+_SPOOL_SIZE = 1024 * 1024
+# More fields than this in one form is an attack, not a form.
+MAX_FORM_FIELDS = 1000
+
+
+class BodyError(Exception):
+    """The request body cannot be used; *status* and the message go to the client."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ClientGone(Exception):
+    """The client disconnected before it finished sending the body."""
+
+
+class UploadFile:
+    """A file sent in a ``multipart/form-data`` body.
+
+    Its content is in :attr:`file`, in memory while small and in a temporary
+    file beyond that; :meth:`read` returns all of it.
+    """
+
+    __module__ = "micropie"
+
+    def __init__(self, filename: str, content_type: str) -> None:
+        #: The file name the client gave, as sent (never trust it as a path).
+        self.filename = filename
+        #: The part's ``Content-Type``, ``application/octet-stream`` if none.
+        self.content_type = content_type
+        #: The content, positioned at the start once the body is parsed.
+        self.file: IO[bytes] = SpooledTemporaryFile(max_size=_SPOOL_SIZE)  # noqa: SIM115
+        #: The content's length in bytes.
+        self.size = 0
+
+    def read(self) -> bytes:
+        """All of the content."""
+        self.file.seek(0)
+        return self.file.read()
+
+    def close(self) -> None:
+        """Release the temporary file, if any."""
+        self.file.close()
+
+    def __repr__(self) -> str:
+        return f"UploadFile(filename={self.filename!r}, size={self.size})"
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body; :class:`BodyError` 413 past *limit* bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in _chunks(receive):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_form(body: bytes) -> dict[str, list[str]]:
+    """Fields of an ``application/x-www-form-urlencoded`` body."""
+    try:
+        return parse_qs(
+            body.decode("ascii"),
+            keep_blank_values=True,
+            strict_parsing=False,
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise BodyError(400, "the form body is not valid URL-encoded UTF-8") from None
+    except ValueError:
+        raise BodyError(413, f"the form has more than {MAX_FORM_FIELDS} fields") from None
+
+
+def parse_json(body: bytes) -> Any:
+    """A JSON body, parsed."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise BodyError(400, "the body is not valid JSON") from None
+
+
+async def read_multipart(
+    receive: Receive, content_type: str, limit: int
+) -> tuple[dict[str, list[str]], dict[str, list[UploadFile]]]:
+    """Fields and files of a ``multipart/form-data`` body, parsed as it arrives."""
+    try:
+        from python_multipart.multipart import MultipartParser, parse_options_header
+    except ImportError:
+        raise MultipartMissing() from None
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise BodyError(400, "the multipart body has no boundary")
+    collector = _MultipartCollector()
+    parser = MultipartParser(boundary, collector.callbacks())
+    size = 0
+    try:
+        async for chunk in _chunks(receive):
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            parser.write(chunk)
+        parser.finalize()
+    except BodyError:
+        collector.discard()
+        raise
+    except Exception:  # the parser's own errors: the body is malformed
+        collector.discard()
+        raise BodyError(400, "the multipart body is malformed") from None
+    if not collector.complete:
+        collector.discard()
+        raise BodyError(400, "the multipart body is incomplete")
+    return collector.fields, collector.files
+
+
+class MultipartMissing(ImportError):
+    """python-multipart is not installed: ``pip install 'micropie[multipart]'``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "reading multipart/form-data needs python-multipart: pip install 'micropie[multipart]'"
+        )
+
+
+async def _chunks(receive: Receive) -> Any:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+def _too_large(limit: int) -> BodyError:
+    return BodyError(413, f"the request body is larger than {limit} bytes")
+
+
+class _MultipartCollector:
+    """Turns the parser's callbacks into fields and files."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+        self.files: dict[str, list[UploadFile]] = {}
+        self.complete = False
+        self._headers: dict[bytes, bytes] = {}
+        self._header_name = b""
+        self._header_value = b""
+        self._name = ""
+        self._value = bytearray()
+        self._file: UploadFile | None = None
+        self._parts = 0
+
+    def callbacks(self) -> Any:  # python-multipart's MultipartCallbacks
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value_data,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+            "on_end": self._end,
+        }
+
+    def discard(self) -> None:
+        for uploads in self.files.values():
+            for upload in uploads:
+                upload.close()
+        if self._file is not None:
+            self._file.close()
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._value = bytearray()
+        self._file = None
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_name.lower()] = self._header_value
+        self._header_name = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
+        disposition, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if disposition != b"form-data" or b"name" not in options:
+            raise ValueError("a multipart part without a form-data name")
+        self._name = options[b"name"].decode("utf-8")
+        if b"filename" in options:
+            content_type = self._headers.get(b"content-type", b"application/octet-stream")
+            self._file = UploadFile(
+                options[b"filename"].decode("utf-8"), content_type.decode("latin-1")
+            )
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._file is not None:
+            self._file.file.write(data[start:end])
+            self._file.size += end - start
+        else:
+            self._value += data[start:end]
+            if len(self._value) > _SPOOL_SIZE:
+                raise BodyError(413, "a form field is larger than 1 MiB")
+
+    def _part_end(self) -> None:
+        if self._file is not None:
+            self._file.file.seek(0)
+            self.files.setdefault(self._name, []).append(self._file)
+            self._file = None
+        else:
+            self.fields.setdefault(self._name, []).append(self._value.decode("utf-8"))
+        self._parts += 1
+        if self._parts > MAX_FORM_FIELDS:
+            raise BodyError(413, f"the form has more than {MAX_FORM_FIELDS} fields")
+
+    def _end(self) -> None:
+        self.complete = True

@@ -42,7 +42,8 @@ class App:
     ``/greet/Alice`` calls ``greet("Alice")`` over HTTP, and a WebSocket
     handshake at ``/chat`` calls ``ws_chat(websocket)``. Sessions are kept by
     *session_backend*, an :class:`~micropie.sessions.InMemorySessionBackend`
-    unless you pass another. Templates are read from *templates_dir*. A request
+    unless you pass another. Templates are read from *templates_dir*, relative
+    to the working directory unless absolute. A request
     body larger than *max_body_size* bytes is refused with 413.
 
     .. attribute:: session_backend
@@ -65,7 +66,8 @@ class App:
        :type: list
 
        :class:`~micropie.HttpMiddleware` and
-       :class:`~micropie.WebSocketMiddleware` instances, applied in order.
+       :class:`~micropie.WebSocketMiddleware` instances: their ``before_*``
+       hooks run in list order, their ``after_*`` hooks in reverse order.
 
     .. attribute:: max_body_size
        :type: int
@@ -111,7 +113,7 @@ class App:
         """Return this from a handler to redirect the client to *location*."""
         return redirect(location, status, headers)
 
-    async def _render_template(self, name: str, **context: Any) -> str:
+    async def _render_template(self, name: str, /, **context: Any) -> str:
         """Render the Jinja2 template *name* from the templates directory, autoescaped."""
         return await self._templates.render(name, context)
 
@@ -145,7 +147,8 @@ class App:
             return
         except MultipartMissing as exc:
             logger.warning("%s refused: %s", request.path, exc)
-            await error_response(415, "multipart/form-data is not supported here").send(send)
+            response = error_response(415, "multipart/form-data is not supported here")
+            await response.send(send, head=head)
             return
         except ClientGone:
             return
@@ -194,9 +197,7 @@ class App:
                 )
                 if replaced is not None:
                     response = to_response(replaced)
-            cookie = await session.commit_http(
-                request.session, secure=request.scope.get("scheme") == "https"
-            )
+            cookie = await session.commit_http(request.session, secure=request.is_secure)
             if cookie is not None:
                 response.headers.append((b"set-cookie", cookie))
         except BodyError as exc:  # from request.body() inside the handler
@@ -222,29 +223,37 @@ class App:
     # WebSocket
 
     async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        websocket = WebSocket(receive, send)
-        websocket._secure = scope.get("scheme") == "wss"
-        websocket._offered_subprotocols = scope.get("subprotocols", [])
         name, segments = split_path(scope["path"])
         route = self._routes.websocket.get(name)
-        if route is None:
-            await websocket.close()  # before accept(): the client sees HTTP 403
-            return
         request = WebSocketRequest(scope, segments)
         session = SessionHandle(self.session_backend)
-        request.session = await session.load(request.cookies)
-        try:
-            args, kwargs = route.bind(segments, request.query_params, {}, request.session)
-        except BindError as exc:
-            logger.info("WebSocket handshake for %s rejected: %s", scope["path"], exc)
-            await websocket.close()
-            return
 
         async def start_session(session_id: str) -> None:
             await session.save(session_id, request.session)
 
-        websocket._on_session_start = start_session
+        websocket = WebSocket._for_handshake(
+            receive,
+            send,
+            secure=request.is_secure,
+            subprotocols=request.subprotocols,
+            on_session_start=start_session,
+        )
+        if route is None:
+            await _close_quietly(websocket)  # before accept(): the client sees HTTP 403
+            return
+        try:
+            request.session = await session.load(request.cookies)
+            args, kwargs = route.bind(segments, request.query_params, {}, request.session)
+        except BindError as exc:
+            logger.info("WebSocket handshake for %s rejected: %s", request.path, exc)
+            await _close_quietly(websocket)
+            return
+        except Exception:
+            logger.exception("loading the session for %s failed", request.path)
+            await _close_quietly(websocket)
+            return
         middlewares = [m for m in self.middlewares if isinstance(m, WebSocketMiddleware)]
+        failed = False
         token = current_request.set(request)
         try:
             if await self._admit(websocket, request, middlewares):
@@ -252,8 +261,9 @@ class App:
         except ConnectionClosed:
             pass  # the client left; the handler had nothing more to do
         except Exception:
+            failed = True
             logger.exception("WebSocket handler %s failed", route.name)
-            await websocket.close(_INTERNAL_ERROR, _HANDLER_ERROR_REASON)
+            await _close_quietly(websocket, _INTERNAL_ERROR, _HANDLER_ERROR_REASON)
         finally:
             current_request.reset(token)
         for middleware in reversed(middlewares):
@@ -261,22 +271,31 @@ class App:
                 await middleware.after_websocket(request)
             except Exception:
                 logger.exception("after_websocket of %r failed", middleware)
-        try:
-            session_id = websocket.session_id or session.known_id
-            if session_id is not None and session.changed(request.session):
-                await session.save(session_id, request.session)
-            elif session.changed(request.session):
-                logger.warning(
-                    "the session of %s changed but has no ID, so it was not saved: "
-                    "pass session_id to accept()",
-                    request.path,
-                )
-        except Exception:
-            logger.exception("saving the session after %s failed", route.name)
-            await websocket.close(_INTERNAL_ERROR, _HANDLER_ERROR_REASON)
+        if not failed:  # a handler that failed may have left its session half-changed
+            try:
+                await self._save_websocket_session(request, session, websocket.session_id)
+            except Exception:
+                logger.exception("saving the session after %s failed", route.name)
+                await _close_quietly(websocket, _INTERNAL_ERROR, _HANDLER_ERROR_REASON)
         # A handler that never accepted is rejected (403); one that left the
         # socket open has it closed normally. Servers answer 500 otherwise.
-        await websocket.close()
+        await _close_quietly(websocket)
+
+    @staticmethod
+    async def _save_websocket_session(
+        request: WebSocketRequest, session: SessionHandle, accepted_id: str | None
+    ) -> None:
+        if not session.changed(request.session):
+            return
+        session_id = accepted_id or session.known_id
+        if session_id is None:
+            logger.warning(
+                "the session of %s changed but has no ID, so it was not saved: "
+                "pass session_id to accept()",
+                request.path,
+            )
+            return
+        await session.save(session_id, request.session)
 
     @staticmethod
     async def _admit(
@@ -291,6 +310,14 @@ class App:
                 await websocket.close(code, reason)
                 return False
         return True
+
+
+async def _close_quietly(websocket: WebSocket, code: int = 1000, reason: str | None = None) -> None:
+    """The framework's own close, which must not fail whatever the server thinks of it."""
+    try:
+        await websocket.close(code, reason)
+    except Exception:  # some servers refuse some close codes with a bare Exception
+        logger.exception("closing the WebSocket with code %s failed", code)
 
 
 def _body_values(request: Request) -> dict[str, Any]:

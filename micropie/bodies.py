@@ -42,19 +42,36 @@ class UploadFile:
     """A file sent in a ``multipart/form-data`` body.
 
     Its content is in :attr:`file`, in memory while small and in a temporary
-    file beyond that; :meth:`read` returns all of it.
+    file beyond that; :meth:`read` returns all of it. It is closed once the
+    handler returns: read or copy it before then (not in a streamed response).
+
+    .. attribute:: filename
+       :type: str
+
+       The file name the client gave, as sent: never trust it as a path.
+
+    .. attribute:: content_type
+       :type: str
+
+       The part's ``Content-Type``; ``application/octet-stream`` if it had none.
+
+    .. attribute:: file
+       :type: typing.IO[bytes]
+
+       The content, positioned at its start once the body is parsed.
+
+    .. attribute:: size
+       :type: int
+
+       The content's length in bytes.
     """
 
     __module__ = "micropie"
 
     def __init__(self, filename: str, content_type: str) -> None:
-        #: The file name the client gave, as sent (never trust it as a path).
         self.filename = filename
-        #: The part's ``Content-Type``, ``application/octet-stream`` if none.
         self.content_type = content_type
-        #: The content, positioned at the start once the body is parsed.
         self.file: IO[bytes] = SpooledTemporaryFile(max_size=_SPOOL_SIZE)  # noqa: SIM115
-        #: The content's length in bytes.
         self.size = 0
 
     def read(self) -> bytes:
@@ -141,11 +158,11 @@ async def read_multipart(
 
 
 class MultipartMissing(ImportError):
-    """python-multipart is not installed: ``pip install 'micropie[multipart]'``."""
+    """python-multipart is not installed: ``pip install python-multipart``."""
 
     def __init__(self) -> None:
         super().__init__(
-            "reading multipart/form-data needs python-multipart: pip install 'micropie[multipart]'"
+            "reading multipart/form-data needs python-multipart: pip install python-multipart"
         )
 
 

@@ -20,8 +20,9 @@ class HttpMiddleware:
 
     async def before_request(self, request: Request) -> Any:
         """Called before the handler. Return ``None`` to go on, or anything a
-        handler may return to answer the request yourself (the handler and the
-        later middlewares are skipped)."""
+        handler may return to answer the request yourself: the handler and the
+        ``before_request`` of later middlewares are skipped, while the
+        ``after_request`` of every middleware still runs on your answer."""
         return None
 
     async def after_request(
@@ -32,8 +33,10 @@ class HttpMiddleware:
         extra_headers: list[tuple[str, str]],
     ) -> Any:
         """Called with the response about to be sent (*response_body* is
-        ``None`` when it is streamed). Return ``None`` to keep it, or anything
-        a handler may return to send that instead."""
+        ``None`` when it is streamed; *extra_headers* leaves out
+        ``Content-Length`` and the session cookie). Return ``None`` to keep
+        it, or anything a handler may return to send that instead; replacing a
+        streamed response discards its stream."""
         return None
 
 
@@ -51,5 +54,7 @@ class WebSocketMiddleware:
         return None
 
     async def after_websocket(self, request: WebSocketRequest) -> None:
-        """Called once the handler has finished, however it finished."""
+        """Called once the handler has finished, however it finished, or once a
+        middleware refused the connection; every middleware's hook runs, in
+        reverse order."""
         return None

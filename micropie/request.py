@@ -17,7 +17,8 @@ __all__ = ["Headers", "Request", "WebSocketRequest", "current_request"]
 class Headers(Mapping[str, str]):
     """Request headers, looked up without regard to case.
 
-    A name sent more than once maps to its values joined by ``", "``.
+    A name sent more than once maps to its values joined by ``", "``
+    (``"; "`` for ``Cookie``).
     """
 
     __module__ = "micropie"
@@ -28,7 +29,11 @@ class Headers(Mapping[str, str]):
             key = name.decode("latin-1").lower()
             text = value.decode("latin-1")
             seen = self._values.get(key)
-            self._values[key] = text if seen is None else f"{seen}, {text}"
+            if seen is None:
+                self._values[key] = text
+            else:
+                # HTTP/2 sends each cookie in a header of its own; they join with "; ".
+                self._values[key] = f"{seen}{'; ' if key == 'cookie' else ', '}{text}"
 
     def __getitem__(self, name: str) -> str:
         return self._values[name.lower()]
@@ -116,6 +121,11 @@ class Request:
         """The request path, percent-decoded, such as ``"/greet/Alice"``."""
         return str(self.scope["path"])
 
+    @property
+    def is_secure(self) -> bool:
+        """Whether the request came over TLS (``https`` or ``wss``)."""
+        return self.scope.get("scheme") in ("https", "wss")
+
     @cached_property
     def headers(self) -> Headers:
         """The request headers."""
@@ -158,9 +168,16 @@ class Request:
     async def body(self) -> bytes:
         """The raw request body, read once, at most ``App.max_body_size`` bytes.
 
-        When it is larger, the request is answered with 413 instead.
+        When it is larger, the request is answered with 413 instead. A
+        ``multipart/form-data`` body is not available this way: read
+        :attr:`body_params` and :attr:`files`.
         """
         if self._body is None:
+            if self.files or self.content_type == "multipart/form-data":
+                raise RuntimeError(
+                    "a multipart body is parsed as it arrives, into body_params and "
+                    "files; its raw bytes are not kept"
+                )
             if self._receive is None:
                 self._body = b""
             else:

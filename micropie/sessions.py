@@ -55,7 +55,8 @@ class SessionBackend(abc.ABC):
 
     @abc.abstractmethod
     async def load(self, session_id: str) -> dict[str, Any] | None:
-        """Return the data saved under *session_id*, or ``None`` if there is none."""
+        """Return a new dict with the data saved under *session_id*, or ``None``
+        if there is none (MicroPie then makes a new ID, never adopting this one)."""
 
     @abc.abstractmethod
     async def save(self, session_id: str, data: dict[str, Any]) -> None:

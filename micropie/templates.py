@@ -1,4 +1,4 @@
-"""Rendering Jinja2 templates, an optional extra: ``pip install 'micropie[templates]'``."""
+"""Rendering Jinja2 templates, an optional extra: ``pip install jinja2``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ class TemplatesUnavailable(RuntimeError):
     """Jinja2 is not installed."""
 
     def __init__(self) -> None:
-        super().__init__("rendering templates needs Jinja2: pip install 'micropie[templates]'")
+        super().__init__("rendering templates needs Jinja2: pip install jinja2")
 
 
 class TemplateRenderer:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import json as _json
 import secrets
+import weakref
 from collections.abc import Awaitable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from micropie._asgi import Message
 from micropie.request import Headers, parse_cookies
@@ -90,6 +91,8 @@ class TestClient:
         #: Cookies set by the application, sent back with every request.
         self.cookies: dict[str, str] = {}
         self._loop = asyncio.new_event_loop()
+        # A client nobody closes (as in a quick example) still releases its loop.
+        weakref.finalize(self, self._loop.close)
         self._lifespan: _Lifespan | None = None
 
     def __enter__(self) -> TestClient:
@@ -220,7 +223,8 @@ class TestClient:
             "type": kind,
             "asgi": {"version": "3.0", "spec_version": "2.4"},
             "http_version": "1.1",
-            "path": parts.path or "/",
+            # As servers do: "path" percent-decoded, "raw_path" as sent.
+            "path": unquote(parts.path or "/"),
             "raw_path": (parts.path or "/").encode("utf-8"),
             "query_string": parts.query.encode("latin-1"),
             "root_path": "",
@@ -292,11 +296,15 @@ class WebSocketTestSession:
 
     def send_text(self, data: str) -> None:
         """Send a text message to the application."""
-        self._deliver({"type": "websocket.receive", "text": data})
+        if not isinstance(data, str):
+            raise TypeError(f"send_text() expects str, got {type(data).__name__}")
+        self._deliver({"type": "websocket.receive", "text": str(data)})
 
     def send_bytes(self, data: bytes) -> None:
         """Send a binary message to the application."""
-        self._deliver({"type": "websocket.receive", "bytes": data})
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"send_bytes() expects bytes, got {type(data).__name__}")
+        self._deliver({"type": "websocket.receive", "bytes": bytes(data)})
 
     def receive_text(self) -> str:
         """Wait for a text message; :class:`~micropie.ConnectionClosed` if it closes instead."""
@@ -371,13 +379,7 @@ class WebSocketTestSession:
     async def _next_message(self) -> Message:
         """The application's next message, or its exception if it fails first."""
         assert self._app_task is not None
-        getter = asyncio.ensure_future(self._from_app.get())
-        await asyncio.wait({getter, self._app_task}, return_when=asyncio.FIRST_COMPLETED)
-        if getter.done():
-            return getter.result()
-        getter.cancel()
-        self._app_task.result()  # raises the application's exception, if any
-        raise AssertionError("the application returned without sending a message")
+        return await _next_from(self._from_app, self._app_task, "sending a message")
 
 
 class _Lifespan:
@@ -402,13 +404,7 @@ class _Lifespan:
                 self._client.app(scope, self._to_app.get, self._from_app.put)
             )
         await self._to_app.put({"type": f"lifespan.{phase}"})
-        getter = asyncio.ensure_future(self._from_app.get())
-        await asyncio.wait({getter, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if not getter.done():
-            getter.cancel()
-            self._task.result()
-            raise AssertionError(f"the application ended the lifespan before {phase}")
-        reply = getter.result()
+        reply = await _next_from(self._from_app, self._task, f"answering lifespan.{phase}")
         if reply["type"] == f"lifespan.{phase}.failed":
             raise RuntimeError(f"application {phase} failed: {reply.get('message', '')}")
 
@@ -432,3 +428,19 @@ def _encode_multipart(
         parts.append(head.encode() + content + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+async def _next_from(
+    queue: asyncio.Queue[Message], task: asyncio.Task[None], doing: str
+) -> Message:
+    """The next message *task* puts in *queue*; its exception if it fails first."""
+    getter = asyncio.ensure_future(queue.get())
+    try:
+        await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            return getter.result()
+    finally:
+        # Also on a time-out: a getter left waiting would swallow the next message.
+        getter.cancel()
+    task.result()  # raises the application's exception, if any
+    raise AssertionError(f"the application returned without {doing}")

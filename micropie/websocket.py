@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import enum
 from collections.abc import Awaitable, Callable
-from typing import Generic, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from micropie._asgi import Message, Receive, Send
 from micropie.sessions import session_cookie
@@ -17,7 +17,8 @@ __all__ = ["ConnectionClosed", "MessageTypeError", "WebSocket"]
 _SENDABLE_CLOSE_CODES = frozenset([*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)])
 # A close frame's payload is at most 125 bytes, two of which carry the code.
 _MAX_REASON_BYTES = 123
-# What the peer is told when it left without a close frame (RFC 6455, 7.1.5).
+# Codes that are only ever reported, never sent (RFC 6455, 7.1.5 and 7.4.1):
+# a close frame that carried no code, and a connection lost without one.
 _NO_STATUS_RECEIVED = 1005
 _ABNORMAL_CLOSURE = 1006
 
@@ -62,9 +63,19 @@ class MessageTypeError(ValueError, Generic[_Payload]):
 
 class _State(enum.Enum):
     CONNECTING = "connecting"  # the handshake has not been answered
+    ACCEPTING = "accepting"  # accept() is under way
     OPEN = "open"  # accepted: messages flow both ways
     CLOSED = "closed"  # the application closed it, or rejected the handshake
     DISCONNECTED = "disconnected"  # the client went away
+
+
+# Module-level names: comparing against them is cheaper than an enum attribute
+# look-up, and every message pays for that comparison.
+_CONNECTING = _State.CONNECTING
+_ACCEPTING = _State.ACCEPTING
+_OPEN = _State.OPEN
+_CLOSED = _State.CLOSED
+_DISCONNECTED = _State.DISCONNECTED
 
 
 class WebSocket:
@@ -75,7 +86,7 @@ class WebSocket:
     __module__ = "micropie"
     __slots__ = (
         "_accepted",
-        "_closed_by_client",
+        "_client_close",
         "_offered_subprotocols",
         "_on_session_start",
         "_receive",
@@ -88,18 +99,33 @@ class WebSocket:
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive = receive
         self._send = send
-        self._state = _State.CONNECTING
+        self._state = _CONNECTING
         self._accepted = False
         self._session_id: str | None = None
-        self._closed_by_client: ConnectionClosed | None = None
-        # The App sets this when the handshake came over TLS (wss), so that
-        # the session cookie is marked Secure.
+        # The code and reason the client left with, once it has.
+        self._client_close: tuple[int, str] | None = None
+        # What the App knows of the handshake; a WebSocket built by hand
+        # (in a test, say) knows nothing and checks nothing.
         self._secure = False
-        # Set by the App from the handshake; None when nobody told us.
         self._offered_subprotocols: list[str] | None = None
-        # Set by the App: stores a new session before its cookie reaches the
-        # client, so that the client's next request already finds it.
         self._on_session_start: Callable[[str], Awaitable[None]] | None = None
+
+    @classmethod
+    def _for_handshake(
+        cls,
+        receive: Receive,
+        send: Send,
+        *,
+        secure: bool,
+        subprotocols: list[str],
+        on_session_start: Callable[[str], Awaitable[None]],
+    ) -> WebSocket:
+        """The App's constructor: *on_session_start* stores a session started by accept()."""
+        websocket = cls(receive, send)
+        websocket._secure = secure
+        websocket._offered_subprotocols = subprotocols
+        websocket._on_session_start = on_session_start
+        return websocket
 
     # The reference page documents the methods first, then the attributes.
 
@@ -108,26 +134,17 @@ class WebSocket:
         sending or receiving messages.  If you provide a *session_id*,
         MicroPie sets a ``session_id`` cookie during the handshake.  The
         optional *subprotocol* argument specifies a negotiated subprotocol."""
-        if self._state is not _State.CONNECTING:
+        if self._state is not _CONNECTING:
             raise RuntimeError(
                 f"accept() was called on a WebSocket that is {self._state.value}: "
                 "call it once, before sending or receiving"
             )
-        if subprotocol is not None:
-            if type(subprotocol) is not str:
-                raise TypeError(
-                    f"subprotocol must be a str or None, not {type(subprotocol).__name__}"
-                )
-            offered = self._offered_subprotocols
-            if offered is not None and subprotocol not in offered:
-                # Clients fail the handshake when the server picks one they did not offer.
-                raise ValueError(
-                    f"subprotocol {subprotocol!r} was not offered by the client, "
-                    f"which offered {offered!r}"
-                )
         headers: list[tuple[bytes, bytes]] = []
         if session_id is not None:
             headers.append((b"set-cookie", session_cookie(session_id, secure=self._secure)))
+        if subprotocol is not None:
+            self._check_subprotocol(subprotocol)
+        self._state = _ACCEPTING  # a second accept() now fails at once
         message = await self._receive()
         if message["type"] == "websocket.disconnect":
             self._client_left(message)
@@ -135,52 +152,71 @@ class WebSocket:
             raise RuntimeError(
                 f"expected the ASGI message 'websocket.connect', got {message['type']!r}"
             )
-        if session_id is not None and self._on_session_start is not None:
-            await self._on_session_start(session_id)
+        self._ensure_still_accepting()
         await self._send_or_disconnect(
             {"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers}
         )
-        self._state = _State.OPEN
+        self._state = _OPEN
         self._accepted = True
-        self._session_id = session_id
+        if session_id is not None:
+            self._session_id = session_id
+            if self._on_session_start is not None:
+                # Stored now, not only when the handler ends, so that the
+                # client's next connection already finds it.
+                await self._on_session_start(session_id)
 
     async def receive_text(self) -> str:
         """Await a text message from the client.  Returns a string.  Raises
         :class:`~micropie.ConnectionClosed` if the client has disconnected or
         ``ValueError`` if a binary message is received."""
-        data = await self._receive_data()
-        if isinstance(data, str):
-            return data
-        raise MessageTypeError(
-            "receive_text() got a binary message; use receive_bytes() to read it "
-            "(its payload is in this exception's 'data' attribute)",
-            data,
-        )
+        if self._state is not _OPEN:
+            self._refuse("receive")
+        message = await self._receive()
+        if message["type"] == "websocket.receive":
+            # Servers differ: hypercorn sends both keys with one None, and an
+            # empty text frame is "", so only "is not None" tells them apart.
+            text = message.get("text")
+            if text is not None:
+                return text  # type: ignore[no-any-return]
+            raise MessageTypeError(
+                "receive_text() got a binary message; use receive_bytes() to read it "
+                "(its payload is in this exception's 'data' attribute)",
+                _payload(message, "bytes"),
+            )
+        self._unexpected(message)
 
     async def receive_bytes(self) -> bytes:
         """Await a binary message from the client.  Returns bytes.  Raises
         :class:`~micropie.ConnectionClosed` if the client has disconnected or
         ``ValueError`` if a text message is received."""
-        data = await self._receive_data()
-        if isinstance(data, bytes):
-            return data
-        raise MessageTypeError(
-            "receive_bytes() got a text message; use receive_text() to read it "
-            "(its payload is in this exception's 'data' attribute)",
-            data,
-        )
+        if self._state is not _OPEN:
+            self._refuse("receive")
+        message = await self._receive()
+        if message["type"] == "websocket.receive":
+            data = message.get("bytes")
+            if data is not None:
+                return data  # type: ignore[no-any-return]
+            raise MessageTypeError(
+                "receive_bytes() got a text message; use receive_text() to read it "
+                "(its payload is in this exception's 'data' attribute)",
+                _payload(message, "text"),
+            )
+        self._unexpected(message)
 
     async def send_text(self, data: str) -> None:
         """Send a text message to the client.  Raises ``RuntimeError`` if you
         have not called :meth:`accept`."""
-        if type(data) is not str:
+        if not isinstance(data, str):
             raise TypeError(
                 f"send_text() expects str, got {type(data).__name__}; "
                 "use send_bytes() for binary data"
             )
-        if self._state is not _State.OPEN:
+        if self._state is not _OPEN:
             self._refuse("send")
-        await self._send_or_disconnect({"type": "websocket.send", "text": data})
+        try:
+            await self._send({"type": "websocket.send", "text": data})
+        except OSError as exc:
+            self._lost(exc)
 
     async def send_bytes(self, data: bytes) -> None:
         """Send a binary message to the client.  Raises ``RuntimeError`` if
@@ -192,9 +228,12 @@ class WebSocket:
                     "use send_text() for text"
                 )
             data = bytes(data)
-        if self._state is not _State.OPEN:
+        if self._state is not _OPEN:
             self._refuse("send")
-        await self._send_or_disconnect({"type": "websocket.send", "bytes": data})
+        try:
+            await self._send({"type": "websocket.send", "bytes": data})
+        except OSError as exc:
+            self._lost(exc)
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the WebSocket connection.  By default uses code 1000
@@ -208,17 +247,17 @@ class WebSocket:
             )
         if reason is None:
             reason = ""
-        elif type(reason) is not str:
+        elif not isinstance(reason, str):
             raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
         elif len(reason.encode("utf-8")) > _MAX_REASON_BYTES:
             raise ValueError(
                 f"close reason is {len(reason.encode('utf-8'))} bytes in UTF-8; "
                 f"the protocol allows at most {_MAX_REASON_BYTES}"
             )
-        if self._state is _State.CLOSED or self._state is _State.DISCONNECTED:
+        if self._state is _CLOSED or self._state is _DISCONNECTED:
             return  # closing twice, or after the client left, is harmless
         # Before accept() this rejects the handshake: servers answer HTTP 403.
-        self._state = _State.CLOSED
+        self._state = _CLOSED
         with contextlib.suppress(OSError):  # the client left first: closed either way
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
@@ -232,47 +271,63 @@ class WebSocket:
         """The session ID set during the handshake, or ``None`` if not set."""
         return self._session_id
 
-    # Internals.
+    # Internals: the rare paths, kept out of the methods above.
 
-    async def _receive_data(self) -> str | bytes:
-        if self._state is not _State.OPEN:
-            self._refuse("receive")
-        message = await self._receive()
-        if message["type"] == "websocket.receive":
-            # Servers differ: hypercorn sends both keys with one None, and an
-            # empty text frame is "", so only "is not None" tells them apart.
-            text = message.get("text")
-            if text is not None:
-                return text  # type: ignore[no-any-return]
-            data = message.get("bytes")
-            if data is not None:
-                return data  # type: ignore[no-any-return]
-            raise RuntimeError("the server sent a 'websocket.receive' with no payload")
-        if message["type"] == "websocket.disconnect":
-            self._client_left(message)
-        raise RuntimeError(f"unexpected ASGI message {message['type']!r} while receiving")
+    def _check_subprotocol(self, subprotocol: str) -> None:
+        if not isinstance(subprotocol, str):
+            raise TypeError(f"subprotocol must be a str or None, not {type(subprotocol).__name__}")
+        offered = self._offered_subprotocols
+        if offered is not None and subprotocol not in offered:
+            # Clients fail the handshake when the server picks one they did not offer.
+            raise ValueError(
+                f"subprotocol {subprotocol!r} was not offered by the client, "
+                f"which offered {offered!r}"
+            )
+
+    def _ensure_still_accepting(self) -> None:
+        if self._state is not _ACCEPTING:  # close() ran while accept() waited
+            raise RuntimeError("the WebSocket was closed while accept() was waiting")
 
     async def _send_or_disconnect(self, message: Message) -> None:
         try:
             await self._send(message)
         except OSError as exc:
-            # uvicorn raises ClientDisconnected (an OSError) on a dead socket;
-            # handlers see one exception for "the client left", whatever the server.
-            self._state = _State.DISCONNECTED
-            self._closed_by_client = ConnectionClosed(_ABNORMAL_CLOSURE)
-            raise ConnectionClosed(_ABNORMAL_CLOSURE) from exc
+            self._lost(exc)
+
+    def _lost(self, error: OSError) -> NoReturn:
+        # uvicorn raises ClientDisconnected (an OSError) on a dead socket;
+        # handlers see one exception for "the client left", whatever the server.
+        # The server had no close frame to give us: 1006.
+        self._state = _DISCONNECTED
+        self._client_close = (_ABNORMAL_CLOSURE, "")
+        raise ConnectionClosed(_ABNORMAL_CLOSURE) from error
+
+    def _unexpected(self, message: Message) -> NoReturn:
+        if message["type"] == "websocket.disconnect":
+            self._client_left(message)
+        raise RuntimeError(f"unexpected ASGI message {message['type']!r} while receiving")
 
     def _client_left(self, message: Message) -> NoReturn:
-        self._state = _State.DISCONNECTED
-        self._closed_by_client = ConnectionClosed(
-            message.get("code") or _NO_STATUS_RECEIVED, message.get("reason") or ""
-        )
-        raise ConnectionClosed(self._closed_by_client.code, self._closed_by_client.reason)
+        code = message.get("code") or _NO_STATUS_RECEIVED
+        reason = message.get("reason") or ""
+        # Some servers echo the application's own close back as a disconnect:
+        # the socket stays CLOSED (sending is the app's mistake, a RuntimeError).
+        if self._state is not _CLOSED:
+            self._state = _DISCONNECTED
+            self._client_close = (code, reason)
+        raise ConnectionClosed(code, reason)
 
     def _refuse(self, action: str) -> NoReturn:
-        if self._state is _State.CONNECTING:
+        if self._state is _CONNECTING or self._state is _ACCEPTING:
             raise RuntimeError(f"cannot {action}: call accept() first")
-        closed = self._closed_by_client
-        if closed is not None:  # the state is DISCONNECTED
-            raise ConnectionClosed(closed.code, closed.reason)
+        if self._client_close is not None:  # DISCONNECTED
+            raise ConnectionClosed(*self._client_close)
         raise RuntimeError(f"cannot {action}: the WebSocket is closed")
+
+
+def _payload(message: Message, key: str) -> Any:
+    """The payload under *key*, the one the caller did not expect."""
+    data = message.get(key)
+    if data is None:
+        raise RuntimeError("the server sent a 'websocket.receive' with neither text nor bytes")
+    return data

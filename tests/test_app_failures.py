@@ -1,0 +1,133 @@
+"""The App when its collaborators fail: session backends, servers, lifespan handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from micropie import App, ConnectionClosed, Headers, WebSocket
+from micropie.sessions import InMemorySessionBackend, SessionBackend, new_session_id
+from micropie.testing import TestClient, WebSocketRejected
+
+
+class BrokenBackend(SessionBackend):
+    async def load(self, session_id: str) -> dict[str, Any] | None:
+        raise ConnectionError("session store unreachable: secret-host:6379")
+
+    async def save(self, session_id: str, data: dict[str, Any]) -> None:
+        raise ConnectionError("session store unreachable: secret-host:6379")
+
+
+class Site(App):
+    def index(self) -> str:
+        return "home"
+
+    def remember(self) -> str:
+        self.request.session["seen"] = True
+        return "remembered"
+
+    async def ws_echo(self, ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(await ws.receive_text())
+
+    async def ws_crash_after_change(self, ws: WebSocket) -> None:
+        await ws.accept()
+        self.request.session["half"] = "written"
+        raise RuntimeError("boom")
+
+    async def ws_room(self, ws: WebSocket, name: str) -> None:
+        await ws.accept()
+        await ws.send_text(name)
+
+
+def micropie_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "micropie" and r.levelno >= logging.ERROR]
+
+
+def test_websocket_handshake_with_a_failing_session_backend_is_rejected_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = TestClient(Site(session_backend=BrokenBackend()))
+    client.cookies["session_id"] = "abc"
+    with pytest.raises(WebSocketRejected) as info, client.websocket_connect("/echo"):
+        pass
+    assert info.value.status_code == 403
+    assert any("loading the session" in r.getMessage() for r in micropie_errors(caplog))
+
+
+def test_http_request_with_a_failing_session_backend_is_500_without_details(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = TestClient(Site(session_backend=BrokenBackend()))
+    response = client.get("/remember")
+    assert response.status_code == 500
+    assert "secret-host" not in response.text
+    assert micropie_errors(caplog)
+
+
+def test_a_websocket_handler_that_crashes_does_not_save_its_half_changed_session(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = InMemorySessionBackend()
+    session_id = new_session_id()
+    asyncio.run(backend.save(session_id, {"before": 1}))
+    client = TestClient(Site(session_backend=backend))
+    client.cookies["session_id"] = session_id
+    with client.websocket_connect("/crash_after_change") as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.receive_text()
+        assert closed.value.code == 1011
+    assert asyncio.run(backend.load(session_id)) == {"before": 1}
+
+
+def test_framework_close_survives_a_server_that_refuses_the_close_code(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # daphne's protocol library refuses some close codes with a bare Exception.
+    sent: list[dict[str, Any]] = []
+    incoming = [{"type": "websocket.connect"}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.close" and message["code"] == 1011:
+            raise Exception("Invalid close code")  # what that server raises
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/crash_after_change", "headers": [], "scheme": "ws"}
+    asyncio.run(Site()(scope, receive, send))  # must not raise
+    assert [m["type"] for m in sent] == ["websocket.accept"]
+    assert any("closing the WebSocket" in r.getMessage() for r in micropie_errors(caplog))
+
+
+def test_failing_shutdown_handler_is_reported_as_lifespan_shutdown_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Site()
+
+    def fail() -> None:
+        raise OSError("cannot flush")
+
+    app.shutdown_handlers.append(fail)
+    client = TestClient(app)
+    client.__enter__()
+    with pytest.raises(RuntimeError, match="shutdown failed"):
+        client.__exit__(None, None, None)
+    assert any("shutdown" in r.getMessage() for r in micropie_errors(caplog))
+
+
+def test_repeated_cookie_headers_join_as_cookies_do() -> None:
+    # HTTP/2 clients send each cookie in a header of its own.
+    headers = Headers([(b"cookie", b"a=1"), (b"cookie", b"session_id=xyz"), (b"x-n", b"1")])
+    assert headers["cookie"] == "a=1; session_id=xyz"
+    headers = Headers([(b"x-n", b"1"), (b"X-N", b"2")])
+    assert headers["x-n"] == "1, 2"
+
+
+def test_test_client_percent_decodes_the_path_as_servers_do() -> None:
+    with TestClient(Site()).websocket_connect("/room/a%20b") as ws:
+        assert ws.receive_text() == "a b"

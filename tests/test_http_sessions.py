@@ -1,0 +1,337 @@
+"""Sessions over HTTP: the cookie's lifecycle, fixation, sharing with
+WebSockets, and InMemorySessionBackend's expiry, driven in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import string
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from micropie import App, WebSocket, sessions
+from micropie.sessions import InMemorySessionBackend, new_session_id
+from micropie.testing import HTTPResponse, TestClient
+
+TOKEN_ALPHABET = set(string.ascii_letters + string.digits + "-_")
+
+
+class FakeClock:
+    """Stands in for ``time`` inside micropie.sessions; move it with ``now``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    # Only micropie.sessions sees the fake clock; asyncio keeps the real one.
+    monkeypatch.setattr(sessions, "time", types.SimpleNamespace(monotonic=fake.monotonic))
+    return fake
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[[App], TestClient]]:
+    clients: list[TestClient] = []
+
+    def make(app: App) -> TestClient:
+        client = TestClient(app)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+class SessionWebApp(App):
+    def login(self, user: str) -> str:
+        self.request.session["user"] = user
+        return "welcome"
+
+    def whoami(self) -> str:
+        return str(self.request.session.get("user", "anonymous"))
+
+    def visit(self) -> str:
+        session = self.request.session
+        session["visits"] = session.get("visits", 0) + 1
+        return str(session["visits"])
+
+    def logout(self) -> str:
+        self.request.session.clear()
+        return "bye"
+
+    def plain(self) -> str:
+        return "no session here"
+
+    async def ws_whoami(self, ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(str(self.request.session.get("user", "anonymous")))
+
+    async def ws_rename(self, ws: WebSocket, user: str) -> None:
+        await ws.accept()
+        self.request.session["user"] = user
+        self.request.session["renamed_over"] = "websocket"
+        await ws.send_text("renamed")
+
+
+def set_cookies(response: HTTPResponse) -> list[str]:
+    return [
+        value.decode("latin-1")
+        for name, value in response.raw_headers
+        if name.lower() == b"set-cookie"
+    ]
+
+
+def session_cookie_of(response: HTTPResponse) -> tuple[str, list[str]]:
+    """The session ID a response set, and the cookie's attributes."""
+    cookies = [c for c in set_cookies(response) if c.startswith("session_id=")]
+    assert len(cookies) == 1, set_cookies(response)
+    pair, *attributes = cookies[0].split("; ")
+    return pair.removeprefix("session_id="), attributes
+
+
+def load(app: App, session_id: str) -> dict[str, Any] | None:
+    return asyncio.run(app.session_backend.load(session_id))
+
+
+def stored(app: App) -> int:
+    backend = app.session_backend
+    assert isinstance(backend, InMemorySessionBackend)
+    return len(backend)
+
+
+# When the cookie is sent
+
+
+def test_no_cookie_when_the_session_is_not_used(make_client: Callable[[App], TestClient]) -> None:
+    app = SessionWebApp()
+    client = make_client(app)
+    for path in ("/plain", "/whoami"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert set_cookies(response) == []
+    assert stored(app) == 0
+
+
+def test_cookie_is_set_when_a_session_is_created(
+    make_client: Callable[[App], TestClient],
+) -> None:
+    app = SessionWebApp()
+    response = make_client(app).get("/login/ada")
+    session_id, attributes = session_cookie_of(response)
+    assert set(attributes) == {"Path=/", "HttpOnly", "SameSite=Lax"}
+    assert load(app, session_id) == {"user": "ada"}
+
+
+def test_no_cookie_on_a_request_that_only_reads_the_session(
+    make_client: Callable[[App], TestClient],
+) -> None:
+    client = make_client(SessionWebApp())
+    client.get("/login/ada")
+    response = client.get("/whoami")
+    assert response.text == "ada"
+    assert set_cookies(response) == []
+
+
+def test_no_cookie_when_the_session_is_set_to_what_it_already_holds(
+    make_client: Callable[[App], TestClient],
+) -> None:
+    client = make_client(SessionWebApp())
+    client.get("/login/ada")
+    response = client.get("/login/ada")
+    assert response.text == "welcome"
+    assert set_cookies(response) == []
+
+
+def test_cookie_is_sent_again_with_the_same_id_when_the_session_changes(
+    make_client: Callable[[App], TestClient],
+) -> None:
+    app = SessionWebApp()
+    client = make_client(app)
+    first_id, _ = session_cookie_of(client.get("/visit"))
+    response = client.get("/visit")
+    assert response.text == "2"
+    second_id, _ = session_cookie_of(response)
+    assert second_id == first_id
+    assert load(app, first_id) == {"visits": 2}
+
+
+def test_emptied_session_clears_cookie_and_deletes_backend_entry(
+    make_client: Callable[[App], TestClient],
+) -> None:
+    app = SessionWebApp()
+    client = make_client(app)
+    session_id, _ = session_cookie_of(client.get("/login/ada"))
+    response = client.get("/logout")
+    cookies = set_cookies(response)
+    assert len(cookies) == 1
+    pair, *attributes = cookies[0].split("; ")
+    assert pair == "session_id="
+    assert "Max-Age=0" in attributes
+    assert "Path=/" in attributes
+    assert load(app, session_id) is None
+    assert stored(app) == 0
+    assert "session_id" not in client.cookies
+    assert client.get("/whoami").text == "anonymous"
+
+
+def test_emptying_a_session_that_never_existed_sends_no_cookie(
+    make_client: Callable[[App], TestClient],
+) -> None:
+    response = make_client(SessionWebApp()).get("/logout")
+    assert response.text == "bye"
+    assert set_cookies(response) == []
+
+
+# Session IDs and fixation
+
+
+def test_session_ids_are_long_random_tokens(make_client: Callable[[App], TestClient]) -> None:
+    app = SessionWebApp()
+    ids = [session_cookie_of(make_client(app).get(f"/login/u{i}"))[0] for i in range(40)]
+    assert len(set(ids)) == len(ids)
+    for session_id in ids:
+        assert len(session_id) >= 32
+        assert set(session_id) <= TOKEN_ALPHABET
+    # No shared prefix, as a counter or timestamp would leave.
+    assert len({session_id[:4] for session_id in ids}) > 30
+
+
+@pytest.mark.parametrize("forged", ["forged-id", new_session_id()], ids=["word", "token-shaped"])
+def test_unknown_session_id_is_replaced_never_adopted(
+    make_client: Callable[[App], TestClient], forged: str
+) -> None:
+    app = SessionWebApp()
+    client = make_client(app)
+    client.cookies["session_id"] = forged
+    response = client.get("/login/mallory-victim")
+    new_id, _ = session_cookie_of(response)
+    assert new_id != forged
+    assert load(app, forged) is None
+    assert load(app, new_id) == {"user": "mallory-victim"}
+    assert stored(app) == 1
+    assert client.cookies["session_id"] == new_id
+
+
+def test_unknown_session_id_on_a_read_only_request_stores_nothing(
+    make_client: Callable[[App], TestClient],
+) -> None:
+    app = SessionWebApp()
+    client = make_client(app)
+    client.cookies["session_id"] = "forged-id"
+    response = client.get("/whoami")
+    assert response.text == "anonymous"
+    assert set_cookies(response) == []
+    assert stored(app) == 0
+
+
+def test_expired_session_id_is_not_reused(
+    make_client: Callable[[App], TestClient], clock: FakeClock
+) -> None:
+    app = SessionWebApp(session_backend=InMemorySessionBackend(max_age=60))
+    client = make_client(app)
+    old_id, _ = session_cookie_of(client.get("/login/ada"))
+    clock.now += 61
+    assert client.get("/whoami").text == "anonymous"
+    new_id, _ = session_cookie_of(client.get("/login/bob"))
+    assert new_id != old_id
+    assert load(app, old_id) is None
+
+
+# Secure cookies
+
+
+def test_session_cookie_is_secure_over_https(make_client: Callable[[App], TestClient]) -> None:
+    client = make_client(SessionWebApp())
+    _, attributes = session_cookie_of(client.get("/login/ada", secure=True))
+    assert "Secure" in attributes
+    cleared = set_cookies(client.get("/logout", secure=True))
+    assert len(cleared) == 1
+    assert "Secure" in cleared[0].split("; ")
+
+
+def test_session_cookie_is_not_secure_over_http(make_client: Callable[[App], TestClient]) -> None:
+    _, attributes = session_cookie_of(make_client(SessionWebApp()).get("/login/ada"))
+    assert "Secure" not in attributes
+
+
+# One session for HTTP and WebSocket
+
+
+def test_websocket_handler_sees_session_from_http_login(
+    make_client: Callable[[App], TestClient],
+) -> None:
+    client = make_client(SessionWebApp())
+    with client.websocket_connect("/whoami") as ws:
+        assert ws.receive_text() == "anonymous"
+    client.get("/login/grace")
+    with client.websocket_connect("/whoami") as ws:
+        assert ws.receive_text() == "grace"
+
+
+def test_session_changes_over_websocket_are_seen_over_http(
+    make_client: Callable[[App], TestClient],
+) -> None:
+    app = SessionWebApp()
+    client = make_client(app)
+    session_id, _ = session_cookie_of(client.get("/login/grace"))
+    with client.websocket_connect("/rename/hopper") as ws:
+        assert ws.receive_text() == "renamed"
+    assert client.get("/whoami").text == "hopper"
+    assert load(app, session_id) == {"user": "hopper", "renamed_over": "websocket"}
+
+
+# InMemorySessionBackend: expiry and cleanup
+
+
+def test_session_expires_over_http_after_max_age(
+    make_client: Callable[[App], TestClient], clock: FakeClock
+) -> None:
+    app = SessionWebApp(session_backend=InMemorySessionBackend(max_age=30))
+    client = make_client(app)
+    client.get("/login/ada")
+    clock.now += 29
+    assert client.get("/whoami").text == "ada"
+    clock.now += 2
+    assert client.get("/whoami").text == "anonymous"
+
+
+def test_cleanup_forgets_expired_sessions_and_keeps_live_ones(clock: FakeClock) -> None:
+    backend = InMemorySessionBackend(max_age=10, cleanup_interval=1000)
+
+    async def scenario() -> None:
+        await backend.save("old-1", {"n": 1})
+        await backend.save("old-2", {"n": 2})
+        clock.now += 8
+        await backend.save("young", {"n": 3})
+
+    asyncio.run(scenario())
+    clock.now += 5  # the first two are 13 s old, the last 5 s
+    assert len(backend) == 3  # expired ones linger until swept or touched
+    assert backend.cleanup() == 2
+    assert len(backend) == 1
+    assert asyncio.run(backend.load("young")) == {"n": 3}
+    assert backend.cleanup() == 0
+
+
+def test_expired_sessions_are_swept_on_save_after_cleanup_interval(
+    make_client: Callable[[App], TestClient], clock: FakeClock
+) -> None:
+    backend = InMemorySessionBackend(max_age=10, cleanup_interval=100)
+    app = SessionWebApp(session_backend=backend)
+    make_client(app).get("/login/first")
+    make_client(app).get("/login/second")
+    clock.now += 50  # both have expired, but no sweep is due yet
+    make_client(app).get("/login/third")
+    assert len(backend) == 3
+    clock.now += 51  # 101 s after the backend was made: the next save sweeps
+    fourth_id, _ = session_cookie_of(make_client(app).get("/login/fourth"))
+    assert len(backend) == 1  # all three earlier sessions had expired
+    assert load(app, fourth_id) == {"user": "fourth"}

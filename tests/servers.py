@@ -21,7 +21,7 @@ from pathlib import Path
 
 __all__ = ["REPO_ROOT", "RunningServer", "ServerError", "run_uvicorn"]
 
-#: The repository root: uvicorn runs there, so ``examples.echo:app`` imports.
+#: The repository root: uvicorn runs there, so ``examples.echo.app:app`` imports.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 STARTUP_TIMEOUT = 15.0

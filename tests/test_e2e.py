@@ -43,7 +43,7 @@ CHAT_LINE = re.compile(r"(guest-\d+): (.*)", re.DOTALL)
 
 @pytest.fixture(scope="module")
 def echo_server() -> Iterator[RunningServer]:
-    with run_uvicorn("examples.echo:app") as server:
+    with run_uvicorn("examples.echo.app:app") as server:
         yield server
 
 
@@ -182,7 +182,7 @@ def session_cookie_of(ws: ClientConnection) -> tuple[str, list[str]]:
     return pair.removeprefix("session_id="), attributes
 
 
-# examples/echo.py
+# examples/echo/app.py
 
 
 def test_echo_text(echo_server: RunningServer) -> None:
@@ -449,7 +449,7 @@ def test_chat_refuses_binary_messages_with_1003(chat_server: RunningServer) -> N
 
 
 def test_server_shutdown_closes_open_websockets_without_errors() -> None:
-    with run_uvicorn("examples.echo:app") as server:
+    with run_uvicorn("examples.echo.app:app") as server:
         with ws_connect(f"{server.ws_url}/echo") as ws:
             ws.send("before shutdown")
             assert receive(ws) == "before shutdown"

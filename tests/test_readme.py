@@ -20,7 +20,7 @@ def _code_without_docstring(source: str) -> str:
 def test_readme_example_is_examples_echo() -> None:
     block = re.search(r"```python\n(.*?)```", README, re.S)
     assert block is not None, "the README has no Python example"
-    echo = (ROOT / "examples" / "echo.py").read_text(encoding="utf-8")
+    echo = (ROOT / "examples" / "echo" / "app.py").read_text(encoding="utf-8")
     assert _code_without_docstring(block.group(1)) == _code_without_docstring(echo)
 
 

@@ -1,6 +1,6 @@
 """The smallest MicroPie app: a WebSocket at /echo that sends every message back.
 
-Run it with ``uvicorn examples.echo:app`` and connect to ws://127.0.0.1:8000/echo.
+Run it with ``uvicorn examples.echo.app:app`` and connect to ws://127.0.0.1:8000/echo.
 """
 
 from micropie import App, MessageTypeError, WebSocket

@@ -11,7 +11,7 @@ import asyncio
 import json as _json
 import secrets
 import weakref
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlencode, urlsplit
@@ -94,6 +94,8 @@ class TestClient:
         # A client nobody closes (as in a quick example) still releases its loop.
         weakref.finalize(self, self._loop.close)
         self._lifespan: _Lifespan | None = None
+        # Set on the clients made by another_client(): the owner of the loop.
+        self._loop_owner: TestClient | None = None
 
     def __enter__(self) -> TestClient:
         self._lifespan = _Lifespan(self)
@@ -109,8 +111,21 @@ class TestClient:
 
     def close(self) -> None:
         """Release the event loop the client runs the application on."""
-        if not self._loop.is_closed():
+        if self._loop_owner is None and not self._loop.is_closed():
             self._loop.close()
+
+    def another_client(self) -> TestClient:
+        """A second visitor: a client of the same application, with cookies of
+        its own, whose WebSockets can meet this client's (they share one event
+        loop, which this client owns)."""
+        other = TestClient.__new__(TestClient)
+        other.app = self.app
+        other.timeout = self.timeout
+        other.cookies = {}
+        other._loop = self._loop
+        other._lifespan = None
+        other._loop_owner = self._loop_owner or self
+        return other
 
     def websocket_connect(
         self,
@@ -250,6 +265,8 @@ class TestClient:
         except RuntimeError:
             pass
         else:
+            if isinstance(awaitable, Coroutine):
+                awaitable.close()  # never to run: say so, rather than warn of it
             raise RuntimeError(
                 "TestClient is synchronous: call it from plain (not async) test code"
             )

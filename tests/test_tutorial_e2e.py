@@ -43,7 +43,7 @@ def cookie(session_id: str) -> dict[str, str]:
 def ws_connect(server: RunningServer, session_id: str | None = None) -> ClientConnection:
     headers = cookie(session_id) if session_id is not None else None
     return connect(
-        f"{server.ws_url}/talk",
+        f"{server.ws_url}/chat",
         proxy=None,
         open_timeout=TIMEOUT,
         close_timeout=TIMEOUT,
@@ -84,7 +84,7 @@ def test_posting_the_form_sets_the_session_and_changes_the_page(
     page = http.get("/", headers=cookie(session_id))
     assert page.status_code == 200
     assert "Signed in as Ada." in page.text
-    assert '"/talk"' in page.text  # the script that opens the WebSocket
+    assert '"/chat"' in page.text  # the script that opens the WebSocket
     assert "set-cookie" not in page.headers  # an unchanged session sets no cookie
     time.sleep(SETTLE)
     assert "Traceback" not in server.output_since(mark)
@@ -107,16 +107,22 @@ def test_login_refuses_get_and_ignores_a_blank_name(http: httpx.Client) -> None:
     assert "set-cookie" not in response.headers
 
 
-def test_the_websocket_greets_by_the_session_name_and_echoes(
+def test_the_websocket_greets_by_the_session_name_and_broadcasts(
     server: RunningServer, http: httpx.Client
 ) -> None:
     mark = server.mark()
-    session_id = log_in(http, "Grace")
-    with ws_connect(server, session_id) as ws:
+    grace = log_in(http, "Grace")
+    alan = log_in(http, "Alan")
+    assert grace != alan
+    with ws_connect(server, grace) as ws, ws_connect(server, alan) as other:
         assert ws.recv(timeout=TIMEOUT) == "Hello, Grace!"
+        assert other.recv(timeout=TIMEOUT) == "Hello, Alan!"
         for message in ["hello", "", "héllo wörld ✓"]:
             ws.send(message)
-            assert ws.recv(timeout=TIMEOUT) == message
+            assert ws.recv(timeout=TIMEOUT) == f"Grace: {message}"
+            assert other.recv(timeout=TIMEOUT) == f"Grace: {message}"
+        other.send("hi Grace")
+        assert ws.recv(timeout=TIMEOUT) == "Alan: hi Grace"
     time.sleep(SETTLE)
     printed = server.output_since(mark)
     assert "Traceback" not in printed

@@ -1,4 +1,4 @@
-"""The tutorial's application: a page, a session and a WebSocket.
+"""The tutorial's application: a chat room with a page, a session and a WebSocket.
 
 Run it from the repository root with ``uvicorn examples.tutorial.app:app``
 and open http://127.0.0.1:8000/ in a browser.
@@ -7,7 +7,7 @@ and open http://127.0.0.1:8000/ in a browser.
 from html import escape
 from string import Template
 
-from micropie import App, MessageTypeError, WebSocket
+from micropie import App, ConnectionClosed, MessageTypeError, WebSocket
 
 NAME_FORM = """<!doctype html>
 <html lang="en">
@@ -32,7 +32,7 @@ CHAT_PAGE = Template("""<!doctype html>
     const messages = document.getElementById("messages");
     const text = document.getElementById("text");
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const socket = new WebSocket(scheme + location.host + "/talk");
+    const socket = new WebSocket(scheme + location.host + "/chat");
     socket.onmessage = (event) => {
       const item = document.createElement("li");
       item.textContent = event.data;
@@ -50,6 +50,10 @@ CHAT_PAGE = Template("""<!doctype html>
 
 
 class Tutorial(App):
+    def __init__(self) -> None:
+        super().__init__()
+        self.room: set[WebSocket] = set()  # everyone connected to /chat
+
     def index(self) -> str:
         name = self.request.session.get("name")
         if name is None:
@@ -63,20 +67,33 @@ class Tutorial(App):
             self.request.session["name"] = name.strip()
         return self._redirect("/", status=303)
 
-    async def ws_talk(self, ws: WebSocket) -> None:
+    async def ws_chat(self, ws: WebSocket) -> None:
         name = self.request.session.get("name")
         await ws.accept()
         if name is None:
             await ws.close(4001, "tell us your name first")
             return
         await ws.send_text(f"Hello, {name}!")
-        while True:
+        self.room.add(ws)
+        try:
+            while True:
+                try:
+                    text = await ws.receive_text()
+                except MessageTypeError:
+                    self.room.discard(ws)  # first, so that nobody sends to it once closed
+                    await ws.close(1003, "text messages only")
+                    return
+                await self._broadcast(f"{name}: {text}")
+        finally:
+            self.room.discard(ws)
+
+    async def _broadcast(self, message: str) -> None:
+        # The leading underscore: a helper, not a route.
+        for member in list(self.room):
             try:
-                text = await ws.receive_text()
-            except MessageTypeError:
-                await ws.close(1003, "text messages only")
-                return
-            await ws.send_text(text)
+                await member.send_text(message)
+            except ConnectionClosed:
+                self.room.discard(member)  # gone without a goodbye
 
 
 app = Tutorial()

@@ -153,7 +153,12 @@ class App:
         except ClientGone:
             return
         session = SessionHandle(self.session_backend)
-        request.session = await session.load(request.cookies)
+        try:
+            request.session = await session.load(request.cookies)
+        except Exception:
+            logger.exception("loading the session for %s failed", request.path)
+            await error_response(500).send(send, head=head)
+            return
         token = current_request.set(request)
         try:
             response = await self._respond(route, request, session)

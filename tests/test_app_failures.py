@@ -62,10 +62,15 @@ def test_http_request_with_a_failing_session_backend_is_500_without_details(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     client = TestClient(Site(session_backend=BrokenBackend()))
-    response = client.get("/remember")
+    response = client.get("/remember")  # no cookie: saving the new session fails
     assert response.status_code == 500
     assert "secret-host" not in response.text
-    assert micropie_errors(caplog)
+    client.cookies["session_id"] = "abc"
+    response = client.get("/")  # a cookie: loading the session fails
+    assert response.status_code == 500
+    assert "secret-host" not in response.text
+    messages = [r.getMessage() for r in micropie_errors(caplog)]
+    assert any("loading the session for /" in m for m in messages)
 
 
 def test_a_websocket_handler_that_crashes_does_not_save_its_half_changed_session(

@@ -147,8 +147,8 @@ class App:
             return
         except MultipartMissing as exc:
             logger.warning("%s refused: %s", request.path, exc)
-            response = error_response(415, "multipart/form-data is not supported here")
-            await response.send(send, head=head)
+            refusal = error_response(415, "multipart/form-data is not supported here")
+            await refusal.send(send, head=head)
             return
         except ClientGone:
             return
@@ -167,7 +167,8 @@ class App:
             for uploads in request.files.values():
                 for upload in uploads:
                     upload.close()
-        await response.send(send, head=head)
+        if response is not None:
+            await response.send(send, head=head)
 
     async def _read_body(self, request: Request, receive: Receive) -> None:
         """Parse a form or JSON body up front, so that it can fill parameters."""
@@ -184,7 +185,9 @@ class App:
             if body:
                 request._json = parse_json(body)
 
-    async def _respond(self, route: Route, request: Request, session: SessionHandle) -> Response:
+    async def _respond(
+        self, route: Route, request: Request, session: SessionHandle
+    ) -> Response | None:
         middlewares = [m for m in self.middlewares if isinstance(m, HttpMiddleware)]
         try:
             result = None
@@ -207,6 +210,8 @@ class App:
                 response.headers.append((b"set-cookie", cookie))
         except BodyError as exc:  # from request.body() inside the handler
             return error_response(exc.status, str(exc))
+        except ClientGone:
+            return None  # nobody is left to answer
         except Exception:
             logger.exception("HTTP handler %s failed", route.name)
             return error_response(500)

@@ -121,6 +121,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise BodyError(400, "the body is not valid JSON") from None
+    except RecursionError:  # nested deeper than the parser goes: not an error of ours
+        raise BodyError(400, "the JSON body is nested too deeply") from None
 
 
 async def read_multipart(
@@ -136,16 +138,16 @@ async def read_multipart(
     if not boundary:
         raise BodyError(400, "the multipart body has no boundary")
     collector = _MultipartCollector()
-    parser = MultipartParser(boundary, collector.callbacks())
     size = 0
     try:
+        parser = MultipartParser(boundary, collector.callbacks())
         async for chunk in _chunks(receive):
             size += len(chunk)
             if size > limit:
                 raise _too_large(limit)
             parser.write(chunk)
         parser.finalize()
-    except BodyError:
+    except (BodyError, ClientGone):
         collector.discard()
         raise
     except Exception:  # the parser's own errors: the body is malformed
@@ -169,7 +171,7 @@ class MultipartMissing(ImportError):
 async def _chunks(receive: Receive) -> Any:
     while True:
         message = await receive()
-        if message["type"] == "http.disconnect":
+        if message.get("type") == "http.disconnect":
             raise ClientGone()
         chunk = message.get("body", b"")
         if chunk:

@@ -24,16 +24,15 @@ class Headers(Mapping[str, str]):
     __module__ = "micropie"
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self._values: dict[str, str] = {}
+        values: dict[str, list[str]] = {}
         for name, value in raw:
-            key = name.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            seen = self._values.get(key)
-            if seen is None:
-                self._values[key] = text
-            else:
-                # HTTP/2 sends each cookie in a header of its own; they join with "; ".
-                self._values[key] = f"{seen}{'; ' if key == 'cookie' else ', '}{text}"
+            values.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        # Joined once per name, not once per repeat: a flood of repeated
+        # headers must cost linear time. HTTP/2 sends each cookie in a header
+        # of its own, and cookies join with "; ".
+        self._values = {
+            key: ("; " if key == "cookie" else ", ").join(texts) for key, texts in values.items()
+        }
 
     def __getitem__(self, name: str) -> str:
         return self._values[name.lower()]

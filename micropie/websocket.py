@@ -146,11 +146,11 @@ class WebSocket:
             self._check_subprotocol(subprotocol)
         self._state = _ACCEPTING  # a second accept() now fails at once
         message = await self._receive()
-        if message["type"] == "websocket.disconnect":
+        if message.get("type") == "websocket.disconnect":
             self._client_left(message)
-        if message["type"] != "websocket.connect":
+        if message.get("type") != "websocket.connect":
             raise RuntimeError(
-                f"expected the ASGI message 'websocket.connect', got {message['type']!r}"
+                f"expected the ASGI message 'websocket.connect', got {message.get('type')!r}"
             )
         self._ensure_still_accepting()
         await self._send_or_disconnect(
@@ -172,7 +172,7 @@ class WebSocket:
         if self._state is not _OPEN:
             self._refuse("receive")
         message = await self._receive()
-        if message["type"] == "websocket.receive":
+        if message.get("type") == "websocket.receive":
             # Servers differ: hypercorn sends both keys with one None, and an
             # empty text frame is "", so only "is not None" tells them apart.
             text = message.get("text")
@@ -192,7 +192,7 @@ class WebSocket:
         if self._state is not _OPEN:
             self._refuse("receive")
         message = await self._receive()
-        if message["type"] == "websocket.receive":
+        if message.get("type") == "websocket.receive":
             data = message.get("bytes")
             if data is not None:
                 return data  # type: ignore[no-any-return]
@@ -303,9 +303,9 @@ class WebSocket:
         raise ConnectionClosed(_ABNORMAL_CLOSURE) from error
 
     def _unexpected(self, message: Message) -> NoReturn:
-        if message["type"] == "websocket.disconnect":
+        if message.get("type") == "websocket.disconnect":
             self._client_left(message)
-        raise RuntimeError(f"unexpected ASGI message {message['type']!r} while receiving")
+        raise RuntimeError(f"unexpected ASGI message {message.get('type')!r} while receiving")
 
     def _client_left(self, message: Message) -> NoReturn:
         code = message.get("code") or _NO_STATUS_RECEIVED

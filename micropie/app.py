@@ -205,7 +205,9 @@ class App:
                 )
                 if replaced is not None:
                     response = to_response(replaced)
-            cookie = await session.commit_http(request.session, secure=request.is_secure)
+            cookie = await session.commit_http(
+                request.session, secure=request.is_secure, renew=request._renew_session
+            )
             if cookie is not None:
                 response.headers.append((b"set-cookie", cookie))
         except BodyError as exc:  # from request.body() inside the handler
@@ -247,6 +249,7 @@ class App:
             secure=request.is_secure,
             subprotocols=request.subprotocols,
             on_session_start=start_session,
+            accept_headers=_spec_version(scope) >= (2, 1),
         )
         if route is None:
             await _close_quietly(websocket)  # before accept(): the client sees HTTP 403
@@ -305,7 +308,9 @@ class App:
                 request.path,
             )
             return
-        await session.save(session_id, request.session)
+        started_here = accepted_id is not None and accepted_id != session.known_id
+        if not await session.commit_changes(session_id, request.session, started_here=started_here):
+            logger.info("the session of %s was deleted meanwhile; not restored", request.path)
 
     @staticmethod
     async def _admit(
@@ -320,6 +325,14 @@ class App:
                 await websocket.close(code, reason)
                 return False
         return True
+
+
+def _spec_version(scope: Scope) -> tuple[int, ...]:
+    """The ASGI spec version the server speaks; 2.0 when it does not say."""
+    try:
+        return tuple(int(part) for part in scope["asgi"]["spec_version"].split("."))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return (2, 0)
 
 
 async def _close_quietly(websocket: WebSocket, code: int = 1000, reason: str | None = None) -> None:

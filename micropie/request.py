@@ -105,6 +105,7 @@ class Request:
         self.body_params: dict[str, list[str]] = {}
         self.files: dict[str, list[UploadFile]] = {}
         self._json: Any = _NO_JSON
+        self._renew_session = False
         self._body: bytes | None = None
         # Set by the App, for reading a body that it did not parse itself.
         self._receive: Receive | None = None
@@ -145,6 +146,15 @@ class Request:
         """The first value of the query parameter *name*, or *default*."""
         values = self.query_params.get(name)
         return values[0] if values else default
+
+    def renew_session(self) -> None:
+        """Move the session to a new ID when this response is sent, and retire
+        the old one: call it when a user logs in, so that an ID planted or seen
+        before the login is worth nothing after it (session fixation).
+
+        Over HTTP only: a WebSocket cannot set a cookie once accepted.
+        """
+        self._renew_session = True
 
     def form(self, name: str, default: str | None = None) -> str | None:
         """The first value of the form field *name*, or *default*."""

@@ -145,12 +145,19 @@ class SessionHandle:
         await self._backend.save(session_id, session)
         self._snapshot = copy.deepcopy(session)
 
-    async def commit_http(self, session: dict[str, Any], *, secure: bool) -> bytes | None:
+    async def commit_http(
+        self, session: dict[str, Any], *, secure: bool, renew: bool = False
+    ) -> bytes | None:
         """Save a changed session; return the ``Set-Cookie`` value to send, if any.
 
         A new non-empty session gets a new ID; an emptied one is deleted and
-        its cookie cleared; an unchanged one costs nothing.
+        its cookie cleared; an unchanged one costs nothing. With *renew*, the
+        session moves to a new ID and the old one stops working.
         """
+        if renew and self.known_id is not None:
+            await self._backend.save(self.known_id, {})
+            self.known_id = None
+            self._snapshot = {}
         if not self.changed(session):
             return None
         if not session:
@@ -162,3 +169,34 @@ class SessionHandle:
         await self.save(session_id, session)
         self.known_id = session_id
         return session_cookie(session_id, secure=secure)
+
+    async def commit_changes(
+        self, session_id: str, session: dict[str, Any], *, started_here: bool
+    ) -> bool:
+        """Apply what changed since the session was loaded to what the backend
+        holds now, and save that; return whether anything was saved.
+
+        A WebSocket lives long: requests made meanwhile may have changed the
+        session, and saving its old copy whole would undo them (a logout above
+        all). A session deleted meanwhile stays deleted, unless this connection
+        *started_here* and it was never stored (it was empty at ``accept()``).
+        """
+        missing = object()
+        changed = {
+            key: value
+            for key, value in session.items()
+            if self._snapshot.get(key, missing) != value
+        }
+        removed = [key for key in self._snapshot if key not in session]
+        if not changed and not removed:
+            return False
+        current = await self._backend.load(session_id)
+        if current is None:
+            if not started_here:
+                return False
+            current = {}
+        current.update(changed)
+        for key in removed:
+            current.pop(key, None)
+        await self.save(session_id, current)
+        return True

@@ -8,6 +8,7 @@ deliver, and the application's messages back into return values.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json as _json
 import secrets
 import weakref
@@ -300,8 +301,21 @@ class WebSocketTestSession:
         self.close_reason: str | None = None
 
     def __enter__(self) -> WebSocketTestSession:
-        self._client._run(self._handshake())
+        try:
+            self._client._run(self._handshake())
+        except BaseException:
+            self._abandon()
+            raise
         return self
+
+    def _abandon(self) -> None:
+        """Stop an application that neither accepted nor refused in time."""
+        task = self._app_task
+        if task is not None and not task.done():
+            self._client_left = True
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                self._client._loop.run_until_complete(task)
 
     def __exit__(
         self,
@@ -315,6 +329,7 @@ class WebSocketTestSession:
         """Send a text message to the application."""
         if not isinstance(data, str):
             raise TypeError(f"send_text() expects str, got {type(data).__name__}")
+        data.encode("utf-8")  # a lone surrogate cannot go on the wire: fail as a client would
         self._deliver({"type": "websocket.receive", "text": str(data)})
 
     def send_bytes(self, data: bytes) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, NoReturn, TypeVar
 
@@ -11,6 +11,8 @@ from micropie._asgi import Message, Receive, Send
 from micropie.sessions import session_cookie
 
 __all__ = ["ConnectionClosed", "MessageTypeError", "WebSocket"]
+
+logger = logging.getLogger("micropie")
 
 # Close codes an endpoint may put on the wire (RFC 6455, section 7.4).
 # 1004, 1005, 1006 and 1015 are reserved for reporting, never for sending.
@@ -85,6 +87,7 @@ class WebSocket:
 
     __module__ = "micropie"
     __slots__ = (
+        "_accept_headers",
         "_accepted",
         "_client_close",
         "_offered_subprotocols",
@@ -109,6 +112,8 @@ class WebSocket:
         self._secure = False
         self._offered_subprotocols: list[str] | None = None
         self._on_session_start: Callable[[str], Awaitable[None]] | None = None
+        # Servers speaking ASGI 2.0 (daphne) ignore headers in websocket.accept.
+        self._accept_headers = True
 
     @classmethod
     def _for_handshake(
@@ -119,12 +124,14 @@ class WebSocket:
         secure: bool,
         subprotocols: list[str],
         on_session_start: Callable[[str], Awaitable[None]],
+        accept_headers: bool,
     ) -> WebSocket:
         """The App's constructor: *on_session_start* stores a session started by accept()."""
         websocket = cls(receive, send)
         websocket._secure = secure
         websocket._offered_subprotocols = subprotocols
         websocket._on_session_start = on_session_start
+        websocket._accept_headers = accept_headers
         return websocket
 
     # The reference page documents the methods first, then the attributes.
@@ -142,6 +149,13 @@ class WebSocket:
         headers: list[tuple[bytes, bytes]] = []
         if session_id is not None:
             headers.append((b"set-cookie", session_cookie(session_id, secure=self._secure)))
+            if not self._accept_headers:
+                # The cookie would be dropped, and the session stored for nobody.
+                logger.warning(
+                    "this server speaks ASGI 2.0, which cannot set a cookie on a WebSocket "
+                    "handshake: start the session over HTTP instead"
+                )
+                headers, session_id = [], None
         if subprotocol is not None:
             self._check_subprotocol(subprotocol)
         self._state = _ACCEPTING  # a second accept() now fails at once
@@ -257,9 +271,23 @@ class WebSocket:
         if self._state is _CLOSED or self._state is _DISCONNECTED:
             return  # closing twice, or after the client left, is harmless
         # Before accept() this rejects the handshake: servers answer HTTP 403.
-        self._state = _CLOSED
-        with contextlib.suppress(OSError):  # the client left first: closed either way
+        previous, self._state = self._state, _CLOSED
+        try:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        except OSError:
+            pass  # the client left first: closed either way
+        except Exception as exc:
+            if code == 1000:
+                self._state = previous
+                raise
+            # daphne refuses codes 1001-1003 and 1007-1014 (with a bare
+            # Exception): a close frame with 1000 beats leaving the client
+            # with no close frame at all.
+            logger.warning(
+                "the server refused close code %s (%s); closing with 1000 instead", code, exc
+            )
+            self._state = previous
+            await self.close()
 
     @property
     def accepted(self) -> bool:

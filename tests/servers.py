@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = ["REPO_ROOT", "RunningServer", "ServerError", "run_uvicorn"]
@@ -163,3 +165,230 @@ def run_uvicorn(app_path: str, *extra_args: str) -> Iterator[RunningServer]:
         else:
             with contextlib.suppress(OSError):
                 log_path.unlink()
+
+
+# Other servers, and uvicorn with several workers.
+
+#: How each server takes a listening socket that the test process opened:
+#: the arguments that name file descriptor *fd*.
+_FD_ARGUMENTS = {
+    "uvicorn": lambda fd: ["--fd", str(fd)],
+    "hypercorn": lambda fd: ["--bind", f"fd://{fd}"],
+    "daphne": lambda fd: ["--fd", str(fd)],
+}
+
+
+def _start_and_wait(
+    command: list[str], port: int, log_path: Path, pass_fds: tuple[int, ...]
+) -> RunningServer:
+    """Start *command* in the repository root; return once it answers HTTP on *port*.
+
+    On failure the process is stopped and :class:`ServerError` raised with its output.
+    """
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+    # Append mode: the child writes at the end, whatever the reader does.
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
+            start_new_session=True,  # its workers can be signalled as one group
+        )
+    server = RunningServer(process, port, log_path)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not _answers_http(port):
+            if process.poll() is not None:
+                raise ServerError(
+                    f"{' '.join(command)} exited with code {process.returncode} "
+                    f"before serving:\n{server.output}"
+                )
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"{' '.join(command)} did not answer HTTP within "
+                    f"{STARTUP_TIMEOUT} s:\n{server.output}"
+                )
+            time.sleep(0.05)
+    except BaseException:
+        _stop_group(server)
+        raise
+    return server
+
+
+def _stop_group(server: RunningServer) -> None:
+    """Stop the server, then kill whatever of its process group outlived it."""
+    try:
+        server._stop()
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(server.process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def run_server(program: str, app_path: str, *extra_args: str) -> Iterator[RunningServer]:
+    """Serve *app_path* with *program* (``uvicorn``, ``hypercorn`` or ``daphne``).
+
+    As :func:`run_uvicorn` does, the test process binds 127.0.0.1 on an
+    ephemeral port and hands the listening socket to the server, each in the
+    way it understands (``--fd N`` or ``--bind fd://N``). *extra_args* go to
+    the command line. The server is stopped when the block ends, however it ends.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    fd, log_name = tempfile.mkstemp(prefix=f"micropie-{program}-", suffix=".log")
+    os.close(fd)
+    log_path = Path(log_name)
+    server: RunningServer | None = None
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)  # daphne adopts the socket as it is: it must already listen
+        port = listener.getsockname()[1]
+        fd_args = _FD_ARGUMENTS[program](listener.fileno())
+        command = [sys.executable, "-m", program, app_path, *fd_args, *extra_args]
+        server = _start_and_wait(command, port, log_path, (listener.fileno(),))
+        listener.close()  # the child has its own copy
+        yield server
+    finally:
+        listener.close()
+        if server is not None:
+            _stop_group(server)
+        else:
+            with contextlib.suppress(OSError):
+                log_path.unlink()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+__all__ += ["free_port", "run_server"]
+
+
+def write_log_config(directory: Path) -> Path:
+    """Write a uvicorn ``--log-config`` file into *directory*; return its path.
+
+    uvicorn's own logging, plus the "micropie" logger with the level and the
+    logger's name in each line (``ERROR [micropie] ...``), so that a test can
+    find MicroPie's errors in the output. Without it, uvicorn leaves that
+    logger to Python's last-resort handler, which prints bare messages.
+    """
+    import copy
+    import json
+    from typing import Any
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["named"] = {"format": "%(levelname)s [%(name)s] %(message)s"}
+    config["handlers"]["named"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "named",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["micropie"] = {"handlers": ["named"], "level": "INFO", "propagate": False}
+    path = directory / "uvicorn-log-config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+__all__ += ["write_log_config"]
+
+
+# nginx in front of the servers, with a certificate made for the test.
+
+#: The commands that docs/source/howto/proxy.rst shows; the tests run them in
+#: a directory of their own, which stands for ``$PWD``.
+OPENSSL_COMMAND = (
+    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+    "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 "
+    "-keyout key.pem -out cert.pem"
+)
+NGINX_COMMAND = "nginx -p \"$PWD\" -c nginx.conf -g 'daemon off; pid nginx.pid; error_log stderr;'"
+
+
+def make_certificate(openssl: str, directory: Path) -> tuple[Path, Path]:
+    """Run :data:`OPENSSL_COMMAND` in *directory*; return the certificate and key paths."""
+    command = [openssl, *shlex.split(OPENSSL_COMMAND)[1:]]
+    subprocess.run(command, cwd=directory, check=True, capture_output=True, timeout=30)
+    return directory / "cert.pem", directory / "key.pem"
+
+
+def nginx_files_inside(nginx: str, directory: Path) -> str:
+    """``http``-block directives that keep nginx's access log and temporary files in *directory*.
+
+    Only tests need them: nginx otherwise writes where it was built to write
+    (``nginx -V`` lists those paths; Debian's are under /var/log/nginx and /var/lib/nginx).
+    """
+    built = subprocess.run([nginx, "-V"], capture_output=True, text=True, check=True).stderr
+    lines = [f"    access_log {directory / 'access.log'};"]
+    for kind in re.findall(r"--http-([a-z-]+)-temp-path=", built):
+        name = kind.replace("-", "_")
+        lines.append(f"    {name}_temp_path {directory / name};")
+    return "".join(f"{line}\n" for line in lines)
+
+
+@contextlib.contextmanager
+def run_nginx(
+    nginx: str, directory: Path, configure: Callable[[int], str], *, attempts: int = 3
+) -> Iterator[RunningServer]:
+    """Run :data:`NGINX_COMMAND` in *directory* until the block ends.
+
+    ``configure(port)`` returns the text of ``nginx.conf`` for a listening
+    port on 127.0.0.1; the access log and temporary files are kept in
+    *directory*. nginx binds the port itself: a free one is chosen, and
+    another tried if something took it meanwhile. The server's
+    ``http_url`` and ``ws_url`` say ``http``: a configuration with TLS is
+    reached as ``https``/``wss`` on the same port.
+    """
+    files = nginx_files_inside(nginx, directory)
+    command = [nginx, *shlex.split(NGINX_COMMAND.replace('"$PWD"', str(directory)))[1:]]
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        config = configure(port)
+        if config.count("http {\n") != 1:
+            raise ValueError("the configuration needs exactly one 'http {' line")
+        config = config.replace("http {\n", f"http {{\n{files}")
+        (directory / "nginx.conf").write_text(config, encoding="utf-8")
+        log_path = directory / f"nginx-{attempt}.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=directory,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = RunningServer(process, port, log_path)
+        try:
+            if _listens(port, process):
+                yield server
+                return
+            if attempt == attempts or "Address already in use" not in server.output:
+                raise ServerError(f"{' '.join(command)} did not start:\n{server.output}")
+        finally:
+            server._stop()
+
+
+def _listens(port: int, process: subprocess.Popen[bytes]) -> bool:
+    """True once *port* accepts connections; False if the process exited first."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+        except OSError:
+            time.sleep(0.02)
+        else:
+            return True
+    raise ServerError(f"nothing listened on port {port} within {STARTUP_TIMEOUT} s")
+
+
+__all__ += ["NGINX_COMMAND", "OPENSSL_COMMAND", "make_certificate", "run_nginx"]

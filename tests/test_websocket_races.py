@@ -117,3 +117,52 @@ def test_unexpected_message_type_while_receiving_is_a_runtime_error() -> None:
             await ws.receive_bytes()
 
     run(scenario())
+
+
+class RefusingPeer(Peer):
+    """daphne's way: a bare Exception for close codes it will not send."""
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.close" and message["code"] not in (1000, 4000):
+            raise Exception(f"invalid close code {message['code']}")  # what daphne raises
+        await super().send(message)
+
+
+def test_a_refused_close_code_falls_back_to_1000_and_a_refused_1000_raises() -> None:
+    peer = RefusingPeer(CONNECT)
+
+    async def scenario() -> None:
+        ws = await opened(peer)
+        await ws.close(1003, "text only")
+        with pytest.raises(RuntimeError, match="closed"):
+            await ws.send_text("after close")
+
+    run(scenario())
+    assert [(m["type"], m.get("code")) for m in peer.sent] == [
+        ("websocket.accept", None),
+        ("websocket.close", 1000),
+    ]
+
+
+def test_on_an_asgi_2_0_server_accept_sets_no_cookie_and_starts_no_session() -> None:
+    peer = Peer(CONNECT)
+    started: list[str] = []
+
+    async def start(session_id: str) -> None:
+        started.append(session_id)
+
+    async def scenario() -> WebSocket:
+        ws = WebSocket._for_handshake(
+            peer.receive,
+            peer.send,
+            secure=False,
+            subprotocols=[],
+            on_session_start=start,
+            accept_headers=False,
+        )
+        await ws.accept(session_id="abc")
+        return ws
+
+    ws = run(scenario())
+    assert peer.sent[0]["headers"] == []
+    assert ws.session_id is None and started == []

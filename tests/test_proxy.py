@@ -1,0 +1,238 @@
+"""End-to-end: the chat example behind nginx, which terminates TLS (docs/source/howto/proxy.rst).
+
+The test makes a self-signed certificate with openssl, fills in
+examples/deploy/nginx.conf (listen port, certificate paths, uvicorn's port),
+runs nginx on 127.0.0.1 and uvicorn behind it with the command the page
+shows, then talks to the chat over https:// and wss:// with a client that
+trusts that certificate and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import re
+import shlex
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from tests.servers import (
+    NGINX_COMMAND,
+    OPENSSL_COMMAND,
+    REPO_ROOT,
+    RunningServer,
+    make_certificate,
+    run_nginx,
+    run_uvicorn,
+)
+from tests.support import require_program
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 5.0
+CONFIG = REPO_ROOT / "examples" / "deploy" / "nginx.conf"
+PAGE = REPO_ROOT / "docs" / "source" / "howto" / "proxy.rst"
+CHAT_LINE = re.compile(r"(guest-\d+): (.*)", re.DOTALL)
+
+# The command the page shows for uvicorn; the test runs it with --fd instead of --port.
+UVICORN_COMMAND = (
+    "uvicorn examples.chat.app:app --port 8000 --proxy-headers --forwarded-allow-ips=127.0.0.1"
+)
+
+# What the test fills in: each of these occurs exactly once in the config.
+LISTEN = "listen 443 ssl;"
+CERTIFICATE = "/etc/micropie/tls/cert.pem"
+KEY = "/etc/micropie/tls/key.pem"
+UPSTREAM = "proxy_pass http://127.0.0.1:8000;"
+
+
+def test_the_page_shows_the_commands_the_tests_run() -> None:
+    page = PAGE.read_text(encoding="utf-8")
+    for command in (OPENSSL_COMMAND, NGINX_COMMAND, UVICORN_COMMAND):
+        assert f"\n   {command}\n" in page, command
+    assert UVICORN_COMMAND in CONFIG.read_text(encoding="utf-8")  # its comment says so too
+
+
+def test_the_config_has_each_placeholder_once() -> None:
+    config = CONFIG.read_text(encoding="utf-8")
+    for placeholder in (LISTEN, CERTIFICATE, KEY, UPSTREAM):
+        assert config.count(placeholder) == 1, placeholder
+
+
+def uvicorn_args(command: str) -> list[str]:
+    """The arguments of a documented uvicorn command, less the app and the port."""
+    words = shlex.split(command)
+    assert words[:4] == ["uvicorn", "examples.chat.app:app", "--port", "8000"]
+    return words[4:]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    openssl = require_program("openssl")
+    return make_certificate(openssl, tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def client_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    """A client context that trusts the test's certificate, and verifies names."""
+    context = ssl.create_default_context(cafile=str(certificate[0]))
+    assert context.check_hostname
+    return context
+
+
+def filled_config(port: int, certificate: tuple[Path, Path], upstream_port: int) -> str:
+    """examples/deploy/nginx.conf with the test's values in place of the example's."""
+    config = CONFIG.read_text(encoding="utf-8")
+    config = config.replace(LISTEN, f"listen 127.0.0.1:{port} ssl;")
+    config = config.replace(CERTIFICATE, str(certificate[0]))
+    config = config.replace(KEY, str(certificate[1]))
+    return config.replace(UPSTREAM, f"proxy_pass http://127.0.0.1:{upstream_port};")
+
+
+@dataclass
+class Proxy:
+    port: int
+    upstream: RunningServer
+
+    @property
+    def wss_url(self) -> str:
+        return f"wss://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def proxied_chat(
+    directory: Path, certificate: tuple[Path, Path], uvicorn_command: str
+) -> Iterator[Proxy]:
+    """The chat example under *uvicorn_command*, behind nginx with the example's config."""
+    nginx = require_program("nginx")
+    with (
+        run_uvicorn("examples.chat.app:app", *uvicorn_args(uvicorn_command)) as upstream,
+        run_nginx(
+            nginx, directory, lambda port: filled_config(port, certificate, upstream.port)
+        ) as proxy,
+    ):
+        yield Proxy(proxy.port, upstream)
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    tmp_path_factory: pytest.TempPathFactory, certificate: tuple[Path, Path]
+) -> Iterator[Proxy]:
+    with proxied_chat(tmp_path_factory.mktemp("nginx"), certificate, UVICORN_COMMAND) as running:
+        yield running
+
+
+def https_get(
+    proxy: Proxy, context: ssl.SSLContext, path: str, source: str = "127.0.0.1"
+) -> tuple[int, dict[str, str], str]:
+    """GET *path* through the proxy, from the local address *source*."""
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", proxy.port, timeout=TIMEOUT, context=context, source_address=(source, 0)
+    )
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode("utf-8")
+    finally:
+        connection.close()
+
+
+def wss_connect(proxy: Proxy, context: ssl.SSLContext, path: str) -> ClientConnection:
+    return connect(
+        f"{proxy.wss_url}{path}",
+        ssl=context,
+        proxy=None,
+        open_timeout=TIMEOUT,
+        close_timeout=TIMEOUT,
+    )
+
+
+def chat_say(ws: ClientConnection, text: str) -> str:
+    ws.send(text)
+    line = ws.recv(timeout=TIMEOUT)
+    assert isinstance(line, str)
+    match = CHAT_LINE.fullmatch(line)
+    assert match is not None, f"not a chat line: {line!r}"
+    assert match.group(2) == text
+    return match.group(1)
+
+
+def session_cookie_attributes(ws: ClientConnection) -> list[str]:
+    assert ws.response is not None
+    cookies = ws.response.headers.get_all("Set-Cookie")
+    assert len(cookies) == 1, cookies
+    pair, *attributes = cookies[0].split("; ")
+    assert pair.startswith("session_id=")
+    return attributes
+
+
+def test_the_chat_page_over_https(proxy: Proxy, client_tls: ssl.SSLContext) -> None:
+    status, headers, body = https_get(proxy, client_tls, "/")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    assert "new WebSocket(" in body
+    assert headers["Server"].startswith("nginx")  # it did come through the proxy
+
+
+def test_uvicorn_takes_the_client_address_from_x_forwarded_for(
+    proxy: Proxy, client_tls: ssl.SSLContext
+) -> None:
+    # The client connects from 127.0.0.3; nginx connects to uvicorn from 127.0.0.1.
+    mark = proxy.upstream.mark()
+    status, _, _ = https_get(proxy, client_tls, "/", source="127.0.0.3")
+    assert status == 200
+    proxy.upstream.wait_for_output('127.0.0.3:0 - "GET / HTTP/1.1" 200', since=mark)
+
+
+def test_wss_through_nginx_echoes_and_broadcasts(proxy: Proxy, client_tls: ssl.SSLContext) -> None:
+    with (
+        wss_connect(proxy, client_tls, "/chat") as alice,
+        wss_connect(proxy, client_tls, "/chat") as bob,
+    ):
+        alice_name = chat_say(alice, "hello over TLS")
+        assert bob.recv(timeout=TIMEOUT) == f"{alice_name}: hello over TLS"
+        bob_name = chat_say(bob, "héllo ✓")
+        assert alice.recv(timeout=TIMEOUT) == f"{bob_name}: héllo ✓"
+
+
+def test_the_session_cookie_is_secure_behind_the_proxy(
+    proxy: Proxy, client_tls: ssl.SSLContext
+) -> None:
+    with wss_connect(proxy, client_tls, "/chat") as ws:
+        attributes = session_cookie_attributes(ws)
+        chat_say(ws, "hi")
+    assert attributes == ["Path=/", "HttpOnly", "SameSite=Lax", "Secure"]
+
+
+def test_a_trusted_address_can_claim_tls_without_it(proxy: Proxy) -> None:
+    # Straight to uvicorn, from 127.0.0.1, on plain ws://, claiming https: believed.
+    with connect(
+        f"{proxy.upstream.ws_url}/chat",
+        proxy=None,
+        open_timeout=TIMEOUT,
+        close_timeout=TIMEOUT,
+        additional_headers={"X-Forwarded-Proto": "https"},
+    ) as ws:
+        attributes = session_cookie_attributes(ws)
+        chat_say(ws, "hi")
+    assert attributes == ["Path=/", "HttpOnly", "SameSite=Lax", "Secure"]
+
+
+def test_headers_from_an_untrusted_address_are_ignored(
+    tmp_path: Path, certificate: tuple[Path, Path], client_tls: ssl.SSLContext
+) -> None:
+    # uvicorn trusts only 192.0.2.1 here, not nginx on 127.0.0.1: the scheme
+    # stays ws, and the cookie loses its Secure flag although the client used TLS.
+    untrusting = UVICORN_COMMAND.replace("127.0.0.1", "192.0.2.1")
+    with (
+        proxied_chat(tmp_path, certificate, untrusting) as proxy,
+        wss_connect(proxy, client_tls, "/chat") as ws,
+    ):
+        attributes = session_cookie_attributes(ws)
+        chat_say(ws, "hi")
+    assert attributes == ["Path=/", "HttpOnly", "SameSite=Lax"]

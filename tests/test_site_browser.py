@@ -1,0 +1,304 @@
+"""The built site in a real browser: headless Chromium, driven by Playwright.
+
+The module builds the site once into ``build/site`` (gitignored) with the
+command tox uses, serves it over HTTP on 127.0.0.1, and reads it as a reader
+would: the WebSocket reference page with its sections and members, and the
+search page finding ``receive_text``. Screenshots of both are saved in
+``build/site/_screenshots/``.
+
+Debian's ``chromium`` package provides the browser (``.ci/run`` installs it);
+Playwright never downloads one. Nothing leaves 127.0.0.1: the pages'
+requests to any other address are refused and reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import shutil
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.docs_site import SITE_DIR, sphinx_build
+from tests.support import require_program
+
+pytestmark = pytest.mark.e2e
+
+SCREENSHOTS = SITE_DIR / "_screenshots"
+WEBSOCKET_PAGE = "reference/websocket.html"
+RECEIVE_TEXT = "micropie.WebSocket.receive_text"
+
+# What the reference page shows, section by section: the ids of its entries.
+SECTIONS = {
+    "Constructor": ["micropie.WebSocket"],
+    "Methods": [
+        "micropie.WebSocket.accept",
+        "micropie.WebSocket.receive_text",
+        "micropie.WebSocket.receive_bytes",
+        "micropie.WebSocket.send_text",
+        "micropie.WebSocket.send_bytes",
+        "micropie.WebSocket.close",
+    ],
+    "Attributes": ["micropie.WebSocket.accepted", "micropie.WebSocket.session_id"],
+    "Exceptions": ["micropie.ConnectionClosed"],
+}
+
+# Every wait is bounded, far below any CI time limit: a page of this site
+# loads in well under a second.
+TIMEOUT_MS = 15_000
+LOCK_TIMEOUT = 300  # another pytest run building build/site at the same time
+VIEWPORT = {"width": 1280, "height": 900}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _playwright() -> ModuleType:
+    """Playwright's sync API, which the ``test`` extra installs."""
+    try:
+        from playwright import sync_api
+    except ImportError:
+        message = "the playwright package is not installed (pip install '.[test]')"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}, and CI must run this test")
+        pytest.skip(message)
+    return sync_api
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Checked first, so that a machine without the browser skips before building."""
+    path = require_program("chromium")
+    _playwright()
+    return path
+
+
+@contextlib.contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold *lock_file*, so that two test runs never write build/site at once."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("w") as lock:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{lock_file} stayed locked for {LOCK_TIMEOUT}s")
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module")
+def site(chromium: str) -> Iterator[Path]:
+    with _exclusive(SITE_DIR.parent / ".site.lock"):
+        sphinx_build("html", SITE_DIR)
+        shutil.rmtree(SCREENSHOTS, ignore_errors=True)  # only this run's screenshots
+        SCREENSHOTS.mkdir()
+        yield SITE_DIR
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # failed requests are reported by the browser's side
+
+
+@pytest.fixture(scope="module")
+def site_url(site: Path) -> Iterator[str]:
+    """The site served on 127.0.0.1, on a port the system picks."""
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="docs-site", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Any]:
+    sync_api = _playwright()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS * 2
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Tab:
+    """A page in a fresh browser context, and what went wrong while it loaded."""
+
+    page: Any
+    problems: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def tab(browser: Any, site_url: str) -> Iterator[Tab]:
+    context = browser.new_context(viewport=VIEWPORT, color_scheme="light")
+    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_navigation_timeout(TIMEOUT_MS)
+    tab = Tab(context.new_page())
+
+    def only_this_site(route: Any) -> None:
+        url = route.request.url
+        if url.startswith((site_url, "data:", "blob:")):
+            route.continue_()
+        else:
+            tab.problems.append(f"request off the site refused: {url}")
+            route.abort()
+
+    def http_error(response: Any) -> None:
+        if response.status >= 400:
+            tab.problems.append(f"HTTP {response.status}: {response.url}")
+
+    context.route("**/*", only_this_site)
+    tab.page.on("response", http_error)
+    tab.page.on("requestfailed", lambda r: tab.problems.append(f"failed: {r.url} {r.failure}"))
+    tab.page.on("pageerror", lambda error: tab.problems.append(f"script error: {error}"))
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+def _screenshot(page: Any, name: str) -> Path:
+    # Fonts and images first, so that the picture shows the page as it settles.
+    page.evaluate("() => document.fonts.ready.then(() => true)")
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    return path
+
+
+def test_websocket_reference_page_renders_its_sections_and_members(tab: Tab, site_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page = tab.page
+    response = page.goto(site_url + WEBSOCKET_PAGE, wait_until="load")
+    assert response is not None and response.ok
+
+    # Headings and entries as the reader sees them, the theme's "¶" links left out.
+    title = page.locator("article h1")
+    expect(title).to_have_count(1)
+    assert _heading_text(title) == "WebSocket class"
+    assert page.title().startswith("WebSocket class")
+    sections = page.evaluate(
+        """() => Array.from(document.querySelectorAll("article section > h2")).map(h => {
+            const heading = h.cloneNode(true);
+            heading.querySelectorAll(".headerlink").forEach(link => link.remove());
+            const ids = Array.from(h.parentElement.querySelectorAll("dt[id]")).map(dt => dt.id);
+            return [heading.textContent.trim(), ids];
+        })"""
+    )
+    assert [name for name, _ in sections] == list(SECTIONS)
+    assert dict(sections) == SECTIONS
+    for members in SECTIONS.values():
+        for member in members:
+            entry = page.locator(f'dt[id="{member}"]')
+            expect(entry).to_be_visible()
+            expect(entry.locator(".sig-name")).to_have_text(member.rsplit(".", 1)[1])
+
+    # furo, not a bare page: its stylesheet applies and its sidebar shows the site.
+    assert page.evaluate(
+        "() => getComputedStyle(document.body).getPropertyValue('--color-brand-primary')"
+    ).strip(), "furo's stylesheet did not apply"
+    expect(page.locator(".sidebar-drawer")).to_be_visible()
+    expect(page.locator(".sidebar-brand-text")).to_contain_text("MicroPie")
+    expect(page.locator(".sidebar-tree a.current")).to_contain_text("WebSocket class")
+
+    _check_screenshot(_screenshot(page, "websocket.png"))
+    assert not tab.problems, tab.problems
+
+
+def test_search_finds_receive_text(tab: Tab, site_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page = tab.page
+    response = page.goto(site_url + "search.html?q=receive_text", wait_until="load")
+    assert response is not None and response.ok
+    # searchtools.js writes this line once every result is listed.
+    expect(page.locator("#search-results .search-summary")).to_contain_text("Search finished")
+
+    target = f"{WEBSOCKET_PAGE}#{RECEIVE_TEXT}"
+    result = page.locator(f'#search-results ul.search a[href$="{target}"]')
+    expect(result).to_have_count(1)
+    expect(result).to_be_visible()
+    expect(result).to_contain_text("receive_text")
+    _check_screenshot(_screenshot(page, "search.png"))
+
+    # The result leads to the method's entry on the reference page.
+    result.click()
+    page.wait_for_url(f"**/{target}")
+    expect(page.locator(f'dt[id="{RECEIVE_TEXT}"]')).to_be_in_viewport()
+    assert not tab.problems, tab.problems
+
+
+def test_screenshots_are_saved(site: Path) -> None:
+    """Runs after the two above (pytest keeps the file's order): both pictures exist."""
+    for name in ("websocket.png", "search.png"):
+        _check_screenshot(SCREENSHOTS / name)
+
+
+def _heading_text(locator: Any) -> str:
+    return str(
+        locator.evaluate(
+            """h => { const c = h.cloneNode(true);
+                      c.querySelectorAll(".headerlink").forEach(l => l.remove());
+                      return c.textContent.trim(); }"""
+        )
+    )
+
+
+def _check_screenshot(path: Path) -> None:
+    """A real picture of a page: a PNG of the viewport's width, not blank."""
+    assert path.is_file(), f"no screenshot at {path}"
+    width, height, colours = _png_summary(path.read_bytes())
+    assert width == VIEWPORT["width"] and height >= 400, (width, height)
+    assert path.stat().st_size > 20_000, f"{path} is only {path.stat().st_size} bytes"
+    assert colours > 16, f"{path} is nearly uniform: a blank page?"
+
+
+def _png_summary(data: bytes) -> tuple[int, int, int]:
+    """Width, height, and how many distinct byte values its pixel data holds."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG file"
+    position, width, height, pixels = 8, 0, 0, b""
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        body = data[position + 8 : position + 8 + length]
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", body[:8])
+        elif kind == b"IDAT":
+            pixels += body
+        position += 12 + length
+    return width, height, len(set(zlib.decompress(pixels)))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from micropie._asgi import Receive, Scope, Send
 from micropie.bodies import (
@@ -42,9 +45,10 @@ class App:
     ``/greet/Alice`` calls ``greet("Alice")`` over HTTP, and a WebSocket
     handshake at ``/chat`` calls ``ws_chat(websocket)``. Sessions are kept by
     *session_backend*, an :class:`~micropie.sessions.InMemorySessionBackend`
-    unless you pass another. Templates are read from *templates_dir*, relative
-    to the working directory unless absolute. A request
-    body larger than *max_body_size* bytes is refused with 413.
+    unless you pass another. WebSocket handshakes from pages of other sites are
+    refused unless *allowed_origins* names them. Templates are read from
+    *templates_dir*, relative to the working directory unless absolute. A
+    request body larger than *max_body_size* bytes is refused with 413.
 
     .. attribute:: session_backend
        :type: micropie.sessions.SessionBackend
@@ -73,6 +77,16 @@ class App:
        :type: int
 
        The largest request body accepted, in bytes.
+
+    .. attribute:: allowed_origins
+       :type: frozenset[str]
+
+       Origins besides the site's own whose pages may open its WebSockets,
+       such as ``"https://app.example.com"``; ``"*"`` allows every origin. A
+       browser's handshake from any other origin is refused with HTTP 403,
+       so that another site's page cannot ride a visitor's session cookie.
+       Handshakes without an ``Origin`` header (clients that are not
+       browsers) are let through.
     """
 
     __module__ = "micropie"
@@ -88,6 +102,7 @@ class App:
         *,
         templates_dir: str | Path = "templates",
         max_body_size: int = 10 * 1024 * 1024,
+        allowed_origins: Iterable[str] = (),
         middlewares: Iterable[HttpMiddleware | WebSocketMiddleware] = (),
     ) -> None:
         self.session_backend: SessionBackend = (
@@ -97,6 +112,7 @@ class App:
         self.shutdown_handlers: list[LifespanHandler] = []
         self.middlewares: list[HttpMiddleware | WebSocketMiddleware] = list(middlewares)
         self.max_body_size = max_body_size
+        self.allowed_origins = frozenset(origin.lower().rstrip("/") for origin in allowed_origins)
         self._templates = TemplateRenderer(templates_dir)
 
     @property
@@ -188,7 +204,11 @@ class App:
     async def _respond(
         self, route: Route, request: Request, session: SessionHandle
     ) -> Response | None:
-        middlewares = [m for m in self.middlewares if isinstance(m, HttpMiddleware)]
+        middlewares = (
+            [m for m in self.middlewares if isinstance(m, HttpMiddleware)]
+            if self.middlewares
+            else ()
+        )
         try:
             result = None
             for middleware in middlewares:
@@ -241,7 +261,8 @@ class App:
         session = SessionHandle(self.session_backend)
 
         async def start_session(session_id: str) -> None:
-            await session.save(session_id, request.session)
+            if request.session:  # an empty one is stored when the handler ends, if filled
+                await session.save(session_id, request.session)
 
         websocket = WebSocket._for_handshake(
             receive,
@@ -254,6 +275,14 @@ class App:
         if route is None:
             await _close_quietly(websocket)  # before accept(): the client sees HTTP 403
             return
+        if not self._origin_allowed(request):
+            logger.info(
+                "WebSocket handshake for %s refused: Origin %r is another site's",
+                request.path,
+                request.headers.get("origin"),
+            )
+            await _close_quietly(websocket)
+            return
         try:
             request.session = await session.load(request.cookies)
             args, kwargs = route.bind(segments, request.query_params, {}, request.session)
@@ -265,8 +294,13 @@ class App:
             logger.exception("loading the session for %s failed", request.path)
             await _close_quietly(websocket)
             return
-        middlewares = [m for m in self.middlewares if isinstance(m, WebSocketMiddleware)]
+        middlewares: list[WebSocketMiddleware] = (
+            [m for m in self.middlewares if isinstance(m, WebSocketMiddleware)]
+            if self.middlewares
+            else []
+        )
         failed = False
+        cancelled: asyncio.CancelledError | None = None
         token = current_request.set(request)
         try:
             if await self._admit(websocket, request, middlewares):
@@ -277,8 +311,27 @@ class App:
             failed = True
             logger.exception("WebSocket handler %s failed", route.name)
             await _close_quietly(websocket, _INTERNAL_ERROR, _HANDLER_ERROR_REASON)
+        except asyncio.CancelledError as exc:
+            # The server gave up on the handler (a shutdown past its graceful
+            # timeout): its session and after-hooks still count, then it stops.
+            cancelled = exc
         finally:
             current_request.reset(token)
+        if cancelled is not None:
+            await asyncio.shield(self._finish_websocket(request, session, websocket, middlewares))
+            raise cancelled
+        await self._finish_websocket(request, session, websocket, middlewares, failed=failed)
+
+    async def _finish_websocket(
+        self,
+        request: WebSocketRequest,
+        session: SessionHandle,
+        websocket: WebSocket,
+        middlewares: list[WebSocketMiddleware],
+        *,
+        failed: bool = False,
+    ) -> None:
+        """After the handler: after-hooks, the session, and the close."""
         for middleware in reversed(middlewares):
             try:
                 await middleware.after_websocket(request)
@@ -288,11 +341,28 @@ class App:
             try:
                 await self._save_websocket_session(request, session, websocket.session_id)
             except Exception:
-                logger.exception("saving the session after %s failed", route.name)
+                logger.exception("saving the session after %s failed", request.path)
                 await _close_quietly(websocket, _INTERNAL_ERROR, _HANDLER_ERROR_REASON)
         # A handler that never accepted is rejected (403); one that left the
         # socket open has it closed normally. Servers answer 500 otherwise.
         await _close_quietly(websocket)
+
+    def _origin_allowed(self, request: WebSocketRequest) -> bool:
+        """Whether a browser on the page that opened this WebSocket may use it.
+
+        A page of another site could otherwise open a WebSocket that rides the
+        visitor's session cookie. Browsers always name the page's origin;
+        clients that send no ``Origin`` are not browsers, and carry no
+        visitor's cookies.
+        """
+        origin = request.headers.get("origin")
+        if origin is None or "*" in self.allowed_origins:
+            return True
+        origin = origin.lower().rstrip("/")
+        if origin in self.allowed_origins:
+            return True
+        host = request.headers.get("host", "").lower()
+        return bool(host) and urlsplit(origin).netloc == host
 
     @staticmethod
     async def _save_websocket_session(
@@ -330,9 +400,14 @@ class App:
 def _spec_version(scope: Scope) -> tuple[int, ...]:
     """The ASGI spec version the server speaks; 2.0 when it does not say."""
     try:
-        return tuple(int(part) for part in scope["asgi"]["spec_version"].split("."))
+        return _parse_version(scope["asgi"]["spec_version"])
     except (KeyError, TypeError, ValueError, AttributeError):
         return (2, 0)
+
+
+@functools.lru_cache(maxsize=8)  # a server says the same thing at every handshake
+def _parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
 
 
 async def _close_quietly(websocket: WebSocket, code: int = 1000, reason: str | None = None) -> None:
@@ -362,5 +437,6 @@ _RESERVED_NAMES = frozenset(name for name in dir(App) if not name.startswith("_"
     "shutdown_handlers",
     "middlewares",
     "max_body_size",
+    "allowed_origins",
 }
 App._routes = RouteTable(App, reserved=_RESERVED_NAMES)

@@ -134,13 +134,18 @@ class Request:
     @cached_property
     def cookies(self) -> dict[str, str]:
         """The cookies the client sent."""
-        return parse_cookies(self.headers.get("cookie", ""))
+        # Every request reads this (for the session): scan for the one header
+        # rather than build all of them.
+        values = _raw_header(self.scope, b"cookie")
+        return parse_cookies("; ".join(values)) if values else {}
 
     @cached_property
     def query_params(self) -> dict[str, list[str]]:
         """The query string's parameters, each with all of its values in order."""
-        query = self.scope.get("query_string", b"").decode("latin-1")
-        return parse_qs(query, keep_blank_values=True)
+        query = self.scope.get("query_string", b"")
+        if not query:
+            return {}
+        return parse_qs(query.decode("latin-1"), keep_blank_values=True)
 
     def query(self, name: str, default: str | None = None) -> str | None:
         """The first value of the query parameter *name*, or *default*."""
@@ -196,7 +201,8 @@ class Request:
     @property
     def content_type(self) -> str:
         """The media type of the body, without parameters, lower case."""
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        values = _raw_header(self.scope, b"content-type")
+        return values[0].split(";", 1)[0].strip().lower() if values else ""
 
 
 class WebSocketRequest(Request):
@@ -208,6 +214,15 @@ class WebSocketRequest(Request):
     def subprotocols(self) -> list[str]:
         """The subprotocols the client offered, in its order of preference."""
         return list(self.scope.get("subprotocols", []))
+
+
+def _raw_header(scope: Scope, name: bytes) -> list[str]:
+    """The values of the header *name* (lower case), straight from the scope."""
+    return [
+        value.decode("latin-1")
+        for key, value in scope.get("headers", ())
+        if key == name or key.lower() == name
+    ]
 
 
 _NO_JSON: Any = object()

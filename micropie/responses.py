@@ -37,7 +37,7 @@ class Response:
         """Send it; with *head*, the status and headers only (for ``HEAD``)."""
         headers = self.headers
         if self.body is not None:
-            headers = [*headers, (b"content-length", str(len(self.body)).encode())]
+            headers.append((b"content-length", str(len(self.body)).encode()))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         if self.stream is None or head:
             await _close_stream(self.stream)

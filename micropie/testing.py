@@ -229,12 +229,14 @@ class TestClient:
         self, kind: str, path: str, headers: Mapping[str, str] | None, secure: bool
     ) -> dict[str, Any]:
         parts = urlsplit(path)
-        raw_headers = [(b"host", b"testserver")]
-        if self.cookies:
-            cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-            raw_headers.append((b"cookie", cookie.encode("latin-1")))
-        for name, value in (headers or {}).items():
-            raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        given = {name.lower(): value for name, value in (headers or {}).items()}
+        # Headers the caller gives replace the defaults (a Host of their own, say).
+        given.setdefault("host", "testserver")
+        if self.cookies and "cookie" not in given:
+            given["cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+        raw_headers = [
+            (name.encode("latin-1"), value.encode("latin-1")) for name, value in given.items()
+        ]
         return {
             "type": kind,
             "asgi": {"version": "3.0", "spec_version": "2.4"},

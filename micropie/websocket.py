@@ -87,6 +87,7 @@ class WebSocket:
 
     __module__ = "micropie"
     __slots__ = (
+        "__weakref__",  # so that a room of sockets can be a WeakSet
         "_accept_headers",
         "_accepted",
         "_client_close",

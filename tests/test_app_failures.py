@@ -141,3 +141,52 @@ def test_repeated_cookie_headers_join_as_cookies_do() -> None:
 def test_test_client_percent_decodes_the_path_as_servers_do() -> None:
     with TestClient(Site()).websocket_connect("/room/a%20b") as ws:
         assert ws.receive_text() == "a b"
+
+
+def test_a_cancelled_handler_still_runs_after_hooks_and_saves_its_session() -> None:
+    # What uvicorn does to a handler still busy past the graceful shutdown timeout.
+    from micropie import WebSocketMiddleware
+
+    events: list[str] = []
+
+    class Hook(WebSocketMiddleware):
+        async def after_websocket(self, request: Any) -> None:
+            events.append("after_websocket")
+
+    class Busy(App):
+        async def ws_busy(self, ws: WebSocket) -> None:
+            await ws.accept(session_id="busy-session")
+            self.request.session["progress"] = 42
+            events.append("waiting")
+            await asyncio.Event().wait()  # stuck until cancelled
+
+    app = Busy(middlewares=[Hook()])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if not sent:
+            return {"type": "websocket.connect"}
+        await asyncio.Event().wait()
+        return {}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        scope = {
+            "type": "websocket",
+            "path": "/busy",
+            "headers": [],
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+        }
+        task = asyncio.create_task(app(scope, receive, send))
+        while "waiting" not in events:
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert events == ["waiting", "after_websocket"]
+    assert asyncio.run(app.session_backend.load("busy-session")) == {"progress": 42}
+    assert sent[-1] == {"type": "websocket.close", "code": 1000, "reason": ""}

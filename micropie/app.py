@@ -21,7 +21,7 @@ from micropie.bodies import (
 )
 from micropie.lifespan import LifespanHandler, serve_lifespan
 from micropie.middleware import HttpMiddleware, WebSocketMiddleware
-from micropie.request import Request, WebSocketRequest, current_request
+from micropie.request import Request, WebSocketRequest, current_request, header_values
 from micropie.responses import Response, error_response, redirect, to_response
 from micropie.routing import BindError, Route, RouteTable, split_path
 from micropie.sessions import InMemorySessionBackend, SessionBackend, SessionHandle
@@ -112,6 +112,11 @@ class App:
         self.shutdown_handlers: list[LifespanHandler] = []
         self.middlewares: list[HttpMiddleware | WebSocketMiddleware] = list(middlewares)
         self.max_body_size = max_body_size
+        if isinstance(allowed_origins, str):
+            raise TypeError(
+                "allowed_origins takes a list of origins, such as "
+                f'["https://app.example.com"], not the string {allowed_origins!r}'
+            )
         self.allowed_origins = frozenset(origin.lower().rstrip("/") for origin in allowed_origins)
         self._templates = TemplateRenderer(templates_dir)
 
@@ -264,13 +269,16 @@ class App:
             if request.session:  # an empty one is stored when the handler ends, if filled
                 await session.save(session_id, request.session)
 
+        spec = _spec_version(scope)
         websocket = WebSocket._for_handshake(
             receive,
             send,
             secure=request.is_secure,
             subprotocols=request.subprotocols,
             on_session_start=start_session,
-            accept_headers=_spec_version(scope) >= (2, 1),
+            accept_headers=spec >= (2, 1),
+            # ASGI 2.4 servers fail a send to a departed client; older ones do not.
+            watch_sends=spec < (2, 4),
         )
         if route is None:
             await _close_quietly(websocket)  # before accept(): the client sees HTTP 403
@@ -332,6 +340,7 @@ class App:
         failed: bool = False,
     ) -> None:
         """After the handler: after-hooks, the session, and the close."""
+        websocket._stop_watching()
         for middleware in reversed(middlewares):
             try:
                 await middleware.after_websocket(request)
@@ -355,14 +364,20 @@ class App:
         clients that send no ``Origin`` are not browsers, and carry no
         visitor's cookies.
         """
-        origin = request.headers.get("origin")
-        if origin is None or "*" in self.allowed_origins:
+        origins = header_values(request.scope, b"origin")
+        if not origins or "*" in self.allowed_origins:
             return True
-        origin = origin.lower().rstrip("/")
+        origin = origins[0].lower().rstrip("/")
         if origin in self.allowed_origins:
             return True
-        host = request.headers.get("host", "").lower()
-        return bool(host) and urlsplit(origin).netloc == host
+        hosts = header_values(request.scope, b"host")
+        host = hosts[0].lower() if hosts else ""
+        page = urlsplit(origin)
+        # Over TLS, a plain-http page of the same host may have been injected
+        # by anyone on the network: it does not count as the site's own.
+        if request.is_secure and page.scheme == "http":
+            return False
+        return bool(host) and page.netloc == host
 
     @staticmethod
     async def _save_websocket_session(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable
@@ -93,11 +94,14 @@ class WebSocket:
         "_client_close",
         "_offered_subprotocols",
         "_on_session_start",
+        "_raw_receive",
+        "_raw_send",
         "_receive",
         "_secure",
         "_send",
         "_session_id",
         "_state",
+        "_watcher",
     )
 
     def __init__(self, receive: Receive, send: Send) -> None:
@@ -115,6 +119,11 @@ class WebSocket:
         self._on_session_start: Callable[[str], Awaitable[None]] | None = None
         # Servers speaking ASGI 2.0 (daphne) ignore headers in websocket.accept.
         self._accept_headers = True
+        # On servers that do not fail a send to a departed client, a pending
+        # receive() that tells us when it left (see _watch_sends).
+        self._watcher: asyncio.Future[Message] | None = None
+        self._raw_receive = receive
+        self._raw_send = send
 
     @classmethod
     def _for_handshake(
@@ -126,6 +135,7 @@ class WebSocket:
         subprotocols: list[str],
         on_session_start: Callable[[str], Awaitable[None]],
         accept_headers: bool,
+        watch_sends: bool,
     ) -> WebSocket:
         """The App's constructor: *on_session_start* stores a session started by accept()."""
         websocket = cls(receive, send)
@@ -133,6 +143,8 @@ class WebSocket:
         websocket._offered_subprotocols = subprotocols
         websocket._on_session_start = on_session_start
         websocket._accept_headers = accept_headers
+        if watch_sends:
+            websocket._watch_sends()
         return websocket
 
     # The reference page documents the methods first, then the attributes.
@@ -301,6 +313,48 @@ class WebSocket:
         return self._session_id
 
     # Internals: the rare paths, kept out of the methods above.
+
+    def _watch_sends(self) -> None:
+        """Make sends notice a departed client on servers that do not say so.
+
+        uvicorn fails a send to a client that has left (ASGI 2.4); hypercorn
+        and daphne drop the message silently, and a handler that only sends
+        would never learn. Here each send keeps a receive() pending; when it
+        brings the disconnect, the next send raises ConnectionClosed, and a
+        message it brings instead is kept for the next receive_*. Servers that
+        report the departure themselves keep the plain, cheaper path.
+        """
+        self._receive = self._receive_watched
+        self._send = self._send_watched
+
+    async def _receive_watched(self) -> Message:
+        watcher = self._watcher
+        if watcher is not None:
+            self._watcher = None
+            return await watcher
+        return await self._raw_receive()
+
+    async def _send_watched(self, message: Message) -> None:
+        if message.get("type") == "websocket.send":
+            watcher = self._watcher
+            if watcher is None:
+                self._watcher = asyncio.ensure_future(self._raw_receive())
+            elif watcher.done() and not watcher.cancelled() and watcher.exception() is None:
+                early = watcher.result()
+                if early.get("type") == "websocket.disconnect":
+                    self._watcher = None
+                    self._client_left(early)
+        await self._raw_send(message)
+
+    def _stop_watching(self) -> None:
+        """Cancel a pending watcher: the handler is done with the connection."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            if watcher.done():
+                if not watcher.cancelled():
+                    watcher.exception()  # retrieved, so asyncio does not warn of it
+            else:
+                watcher.cancel()
 
     def _check_subprotocol(self, subprotocol: str) -> None:
         if not isinstance(subprotocol, str):

@@ -1,6 +1,7 @@
-"""End-to-end HTTP: tests/e2e_http_apps.py served by a real uvicorn, driven by httpx.
+"""End-to-end HTTP: tests/e2e_http_apps.py served by real servers, driven by httpx.
 
-The server starts once for the module (see ``tests/servers.py``).
+Every test runs under uvicorn, hypercorn and daphne (see ``tests/servers.py``);
+each server starts once for the module.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.e2e_http_apps import MAX_BODY_SIZE, SECRET_ERROR_TEXT
-from tests.servers import RunningServer, run_uvicorn
+from tests.servers import RunningServer, run_server
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = 10.0
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    with run_uvicorn("tests.e2e_http_apps:app") as running:
+@pytest.fixture(scope="module", params=["uvicorn", "hypercorn", "daphne"])
+def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    with run_server(request.param, "tests.e2e_http_apps:app") as running:
         yield running
 
 

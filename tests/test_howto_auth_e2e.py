@@ -1,8 +1,12 @@
 """End-to-end: examples/auth/app.py (docs/source/howto/auth.rst) under a real uvicorn.
 
 A real HTTP client logs in; a real WebSocket client then opens ``/private``
-with the session cookie, with or without an ``Origin`` header naming this
-site, as a browser's page on this site or on another would.
+with the session cookie, with an ``Origin`` header naming this site or
+another, as a browser's page on this site or on another would, or with none,
+as a program would. MicroPie's own origin check answers foreign origins
+with HTTP 403. A second server runs the example made with
+``allowed_origins``, through :func:`allowing_www`, which uvicorn calls as a
+factory.
 """
 
 from __future__ import annotations
@@ -12,21 +16,34 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
+from examples.auth.app import Private
 from tests.servers import RunningServer, run_uvicorn
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = 5.0
 SETTLE = 0.3  # time for the server to log anything it would log
+WWW = "https://www.example.com"  # the other origin of the site, in allowing_www()
+
+
+def allowing_www() -> Private:
+    """The example's application, letting in the pages of one more origin."""
+    return Private(allowed_origins=[WWW])
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RunningServer]:
     with run_uvicorn("examples.auth.app:app") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server_allowing_www() -> Iterator[RunningServer]:
+    with run_uvicorn("tests.test_howto_auth_e2e:allowing_www", "--factory") as running:
         yield running
 
 
@@ -37,9 +54,13 @@ def http(server: RunningServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def log_in(http: httpx.Client, name: str = "ada", password: str = "lovelace") -> str:
-    """Post the login form; return the session ID that the answer's cookie carries."""
-    response = http.post("/login", data={"name": name, "password": password})
+def log_in(
+    http: httpx.Client, name: str = "ada", password: str = "lovelace", session_id: str | None = None
+) -> str:
+    """Post the login form (with *session_id*'s cookie, if given); return the
+    session ID that the answer's cookie carries."""
+    headers = {"Cookie": f"session_id={session_id}"} if session_id is not None else None
+    response = http.post("/login", data={"name": name, "password": password}, headers=headers)
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/"
     [cookie] = response.headers.get_list("set-cookie")
@@ -74,6 +95,16 @@ def refusal(ws: ClientConnection) -> tuple[int, str]:
     return frame.code, frame.reason
 
 
+def handshake_status(
+    server: RunningServer, *, session_id: str | None = None, origin: str | None = None
+) -> int:
+    """The HTTP status with which the server refuses this handshake."""
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(server, session_id=session_id, origin=origin).close()
+        pytest.fail("expected the server to refuse the handshake, but it accepted it")
+    return refused.value.response.status_code
+
+
 def assert_no_errors(server: RunningServer, mark: int) -> None:
     time.sleep(SETTLE)
     printed = server.output_since(mark)
@@ -104,33 +135,75 @@ def test_no_session_is_refused(server: RunningServer, session_id: str | None) ->
     "origin",
     [
         "http://attacker.example",
+        "https://attacker.example",
         "null",  # a sandboxed frame, or a page opened from a file
-        "https://127.0.0.1:{port}",  # this host and port, but another scheme
         "http://localhost:{port}",  # the same machine, under another name
-        None,  # no Origin header at all
+        "https://localhost:{port}",  # another scheme, on another name for this host
+        "http://127.0.0.1:{other_port}",  # this host, another port
+        "http://127.0.0.1",  # this host, the default port
+        "http://127.0.0.1.attacker.example:{port}",  # a host that begins with this one
     ],
 )
-def test_foreign_origin_is_refused_even_with_a_valid_cookie(
-    server: RunningServer, http: httpx.Client, origin: str | None
+def test_foreign_origin_is_refused_with_403_even_with_a_valid_cookie(
+    server: RunningServer, http: httpx.Client, origin: str
 ) -> None:
     mark = server.mark()
     session_id = log_in(http)
-    if origin is not None:
-        origin = origin.format(port=server.port)
-    with ws_connect(server, session_id=session_id, origin=origin) as ws:
-        # The handler never ran: no greeting comes before the close.
-        assert refusal(ws) == (4003, "cross-origin WebSocket handshakes are not allowed")
+    origin = origin.format(port=server.port, other_port=server.port + 1)
+    # Refused before the handler ran: no WebSocket at all, so no greeting.
+    assert handshake_status(server, session_id=session_id, origin=origin) == 403
     # The session is untouched: the same cookie still works from the site's own page.
     with ws_connect(server, session_id=session_id, origin=server.http_url) as ws:
         assert ws.recv(timeout=TIMEOUT) == "signed in as ada"
     assert_no_errors(server, mark)
 
 
-def test_the_origin_is_compared_without_regard_to_case(
-    server: RunningServer, http: httpx.Client
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "{url}",
+        "{upper}",  # origins are compared without regard to case
+        "https://127.0.0.1:{port}",  # this host and port: the scheme is not compared
+    ],
+)
+def test_the_sites_own_origin_is_accepted(
+    server: RunningServer, http: httpx.Client, origin: str
 ) -> None:
+    origin = origin.format(url=server.http_url, upper=server.http_url.upper(), port=server.port)
     session_id = log_in(http)
-    with ws_connect(server, session_id=session_id, origin=server.http_url.upper()) as ws:
+    with ws_connect(server, session_id=session_id, origin=origin) as ws:
+        assert ws.recv(timeout=TIMEOUT) == "signed in as ada"
+
+
+def test_a_client_without_origin_is_accepted(server: RunningServer, http: httpx.Client) -> None:
+    """Not a browser: it carries only the cookies its owner gave it."""
+    session_id = log_in(http)
+    with ws_connect(server, session_id=session_id) as ws:
+        assert ws.recv(timeout=TIMEOUT) == "signed in as ada"
+        ws.send("hello")
+        assert ws.recv(timeout=TIMEOUT) == "ada: hello"
+
+
+def test_allowed_origins_lets_the_origin_it_names_in(server_allowing_www: RunningServer) -> None:
+    server = server_allowing_www
+    mark = server.mark()
+    with httpx.Client(base_url=server.http_url, timeout=TIMEOUT, trust_env=False) as http:
+        session_id = log_in(http)
+    for origin in (WWW, server.http_url):
+        with ws_connect(server, session_id=session_id, origin=origin) as ws:
+            assert ws.recv(timeout=TIMEOUT) == "signed in as ada"
+    for origin in ("http://www.example.com", "https://example.com", "https://attacker.example"):
+        assert handshake_status(server, session_id=session_id, origin=origin) == 403
+    assert_no_errors(server, mark)
+
+
+def test_logging_in_again_renews_the_session(server: RunningServer, http: httpx.Client) -> None:
+    before = log_in(http)
+    after = log_in(http, session_id=before)
+    assert after != before
+    with ws_connect(server, session_id=before, origin=server.http_url) as ws:
+        assert refusal(ws) == (4001, "log in first")
+    with ws_connect(server, session_id=after, origin=server.http_url) as ws:
         assert ws.recv(timeout=TIMEOUT) == "signed in as ada"
 
 

@@ -159,6 +159,7 @@ def test_on_an_asgi_2_0_server_accept_sets_no_cookie_and_starts_no_session() -> 
             subprotocols=[],
             on_session_start=start,
             accept_headers=False,
+            watch_sends=False,
         )
         await ws.accept(session_id="abc")
         return ws

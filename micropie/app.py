@@ -326,7 +326,9 @@ class App:
         finally:
             current_request.reset(token)
         if cancelled is not None:
-            await asyncio.shield(self._finish_websocket(request, session, websocket, middlewares))
+            # No close: the server is tearing the connection down, and a send
+            # may block as the cancelled one did.
+            await self._finish_websocket(request, session, websocket, middlewares, close=False)
             raise cancelled
         await self._finish_websocket(request, session, websocket, middlewares, failed=failed)
 
@@ -338,6 +340,7 @@ class App:
         middlewares: list[WebSocketMiddleware],
         *,
         failed: bool = False,
+        close: bool = True,
     ) -> None:
         """After the handler: after-hooks, the session, and the close."""
         websocket._stop_watching()
@@ -352,9 +355,10 @@ class App:
             except Exception:
                 logger.exception("saving the session after %s failed", request.path)
                 await _close_quietly(websocket, _INTERNAL_ERROR, _HANDLER_ERROR_REASON)
-        # A handler that never accepted is rejected (403); one that left the
-        # socket open has it closed normally. Servers answer 500 otherwise.
-        await _close_quietly(websocket)
+        if close:
+            # A handler that never accepted is rejected (403); one that left the
+            # socket open has it closed normally. Servers answer 500 otherwise.
+            await _close_quietly(websocket)
 
     def _origin_allowed(self, request: WebSocketRequest) -> bool:
         """Whether a browser on the page that opened this WebSocket may use it.

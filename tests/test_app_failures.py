@@ -189,4 +189,5 @@ def test_a_cancelled_handler_still_runs_after_hooks_and_saves_its_session() -> N
     asyncio.run(scenario())
     assert events == ["waiting", "after_websocket"]
     assert asyncio.run(app.session_backend.load("busy-session")) == {"progress": 42}
-    assert sent[-1] == {"type": "websocket.close", "code": 1000, "reason": ""}
+    # No close of its own: the server, which cancelled it, tears the connection down.
+    assert [m["type"] for m in sent] == ["websocket.accept"]

@@ -6,10 +6,14 @@ import abc
 import copy
 import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from micropie.redis_sessions import RedisSessionBackend
 
 __all__ = [
     "InMemorySessionBackend",
+    "RedisSessionBackend",
     "SessionBackend",
     "SessionHandle",
     "expired_session_cookie",
@@ -200,3 +204,13 @@ class SessionHandle:
             current.pop(key, None)
         await self.save(session_id, current)
         return True
+
+
+def __getattr__(name: str) -> Any:
+    # RedisSessionBackend lives in micropie.redis_sessions, imported on first
+    # use: importing micropie never needs it (nor the redis package).
+    if name == "RedisSessionBackend":
+        from micropie.redis_sessions import RedisSessionBackend
+
+        return RedisSessionBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

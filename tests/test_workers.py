@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+import micropie.redis_sessions
 import micropie.sessions
 from micropie.sessions import InMemorySessionBackend, SessionBackend
 from tests.servers import (
@@ -59,15 +60,15 @@ def test_the_pages_show_the_commands_the_tests_run() -> None:
         assert f"#   {command}\n" in config
 
 
-def test_micropie_ships_only_the_in_memory_backend() -> None:
+def test_micropie_ships_the_in_memory_and_the_redis_backend() -> None:
     backends = [
-        value
-        for value in vars(micropie.sessions).values()
-        if inspect.isclass(value)
-        and issubclass(value, SessionBackend)
-        and not inspect.isabstract(value)
+        getattr(micropie.sessions, name)
+        for name in micropie.sessions.__all__
+        if inspect.isclass(getattr(micropie.sessions, name))
+        and issubclass(getattr(micropie.sessions, name), SessionBackend)
+        and not inspect.isabstract(getattr(micropie.sessions, name))
     ]
-    assert backends == [InMemorySessionBackend]
+    assert backends == [InMemorySessionBackend, micropie.redis_sessions.RedisSessionBackend]
 
 
 # Helpers.

@@ -3,11 +3,18 @@
 Run it with ``uvicorn examples.chat.app:app`` and open http://127.0.0.1:8000/
 in two browser tabs. Each visitor gets a guest name, kept in its session so
 that it survives a reload.
+
+With ``MICROPIE_REDIS_URL=redis://127.0.0.1:6379/0`` set, sessions and the
+room live in Redis, so that several workers or hosts serve one room.
 """
 
+import asyncio
+import contextlib
+import os
 import secrets
 
 from micropie import App, ConnectionClosed, MessageTypeError, WebSocket
+from micropie.broadcast import Broadcast, SubscriberTooSlow, Subscription
 from micropie.sessions import new_session_id
 
 PAGE = """<!doctype html>
@@ -39,11 +46,23 @@ PAGE = """<!doctype html>
 """
 
 
+ROOM = "chat"
+
+
 class ChatApp(App):
-    def __init__(self) -> None:
+    def __init__(self, redis_url: str | None = None) -> None:
         super().__init__()
-        #: The sockets of everyone in the room.
-        self.sockets: set[WebSocket] = set()
+        if redis_url:
+            from micropie.redis_sessions import RedisSessionBackend
+
+            self.session_backend = sessions = RedisSessionBackend(redis_url)
+            self.startup_handlers.append(sessions.check)  # no Redis: fail now, not later
+            self.shutdown_handlers.append(sessions.aclose)
+            self.broadcast = Broadcast.from_url(redis_url)
+        else:
+            self.broadcast = Broadcast()  # this process only
+        self.startup_handlers.append(self.broadcast.connect)
+        self.shutdown_handlers.append(self.broadcast.disconnect)
 
     def index(self) -> str:
         return PAGE
@@ -56,29 +75,36 @@ class ChatApp(App):
             session["name"] = f"guest-{secrets.randbelow(10_000):04d}"
             await ws.accept(session_id=new_session_id())
         name = session["name"]
-        self.sockets.add(ws)
-        try:
-            while True:
-                try:
-                    text = await ws.receive_text()
-                except MessageTypeError:
-                    self.sockets.discard(ws)  # first, so that no broadcast sends to a closed socket
-                    await ws.close(1003, "this room takes text messages only")
-                    return
-                await self._broadcast(f"{name}: {text}")
-        finally:
-            self.sockets.discard(ws)
+        async with self.broadcast.subscribe(ROOM) as room:
+            # Two tasks: this one reads the socket, the other relays the room.
+            relay = asyncio.create_task(self._relay(room, ws))
+            try:
+                while True:
+                    try:
+                        text = await ws.receive_text()
+                    except MessageTypeError:
+                        await _stop(relay)  # first, so that nothing is sent on a closed socket
+                        await ws.close(1003, "this room takes text messages only")
+                        return
+                    await self.broadcast.publish(ROOM, f"{name}: {text}")
+            finally:
+                await _stop(relay)
 
     # The leading underscore keeps this method from becoming a route.
-    async def _broadcast(self, message: str) -> None:
-        # A copy: the room can change while we wait on a slow socket.
-        for peer in list(self.sockets):
-            if peer not in self.sockets:
-                continue  # it left meanwhile, and may already be closed
-            try:
-                await peer.send_text(message)
-            except ConnectionClosed:
-                self.sockets.discard(peer)  # gone without a goodbye; the rest still hear
+    async def _relay(self, room: Subscription, ws: WebSocket) -> None:
+        try:
+            async for message in room:
+                await ws.send_text(message)
+        except ConnectionClosed:
+            pass  # gone without a goodbye; the reading task finds out too
+        except SubscriberTooSlow:
+            with contextlib.suppress(Exception):
+                await ws.close(1013, "too far behind; reconnect")
 
 
-app = ChatApp()
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.wait([task])
+
+
+app = ChatApp(os.environ.get("MICROPIE_REDIS_URL"))

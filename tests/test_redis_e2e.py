@@ -1,0 +1,162 @@
+"""End-to-end: the chat example on Redis, under ``uvicorn --workers 2``.
+
+A real ``redis-server`` (127.0.0.1, an ephemeral port) and the unchanged
+chat example with ``MICROPIE_REDIS_URL`` set. uvicorn's log says which worker
+process accepted each WebSocket (the log format here adds the process ID),
+so the tests know which clients sit on which worker: a message said on one
+worker is heard on the other, and a session made by one worker is known to
+the other. See docs/source/howto/redis.rst.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from tests.redis_support import RedisServer, run_redis
+from tests.servers import RunningServer, ServerError, free_port, run_server
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 5.0
+MAX_CLIENTS = 40
+CHAT_LINE = re.compile(r"(guest-\d{4}): (.*)", re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with run_redis() as server:
+        yield server
+
+
+def log_config_with_pids(directory: Path) -> Path:
+    """uvicorn's logging, each line starting with the process ID that wrote it."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    for formatter in config["formatters"].values():
+        formatter["fmt"] = "%(process)d " + formatter["fmt"]
+        formatter["use_colors"] = False
+    path = directory / "log-config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def chat_on_redis(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    log_config = log_config_with_pids(tmp_path_factory.mktemp("redis-e2e"))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MICROPIE_REDIS_URL", redis_server.url)
+        args = ("--workers", "2", "--log-config", str(log_config))
+        with run_server("uvicorn", "examples.chat.app:app", *args) as server:
+            deadline = time.monotonic() + TIMEOUT
+            while server.output.count("Application startup complete.") < 2:
+                assert time.monotonic() < deadline, f"the workers did not start:\n{server.output}"
+                time.sleep(0.05)
+            yield server
+    assert "Traceback" not in server.output, server.output
+
+
+def ws_connect(server: RunningServer, cookie: str | None = None) -> ClientConnection:
+    headers = {"Cookie": cookie} if cookie is not None else None
+    return connect(
+        f"{server.ws_url}/chat",
+        proxy=None,
+        open_timeout=TIMEOUT,
+        close_timeout=TIMEOUT,
+        additional_headers=headers,
+    )
+
+
+def worker_of(server: RunningServer, ws: ClientConnection) -> int:
+    """The process ID of the worker that accepted *ws*, from its log line."""
+    port = ws.socket.getsockname()[1]
+    line = re.compile(rf'^(\d+) .*127\.0\.0\.1:{port} - "WebSocket /chat" \[accepted\]', re.M)
+    deadline = time.monotonic() + TIMEOUT
+    while (found := line.search(server.output)) is None:
+        assert time.monotonic() < deadline, f"no accept logged for port {port}:\n{server.output}"
+        time.sleep(0.02)
+    return int(found.group(1))
+
+
+def say(ws: ClientConnection, text: str) -> str:
+    """Send *text*; return the sender's name, read from the echo it gets."""
+    ws.send(text)
+    match = CHAT_LINE.fullmatch(str(ws.recv(timeout=TIMEOUT)))
+    assert match is not None and match.group(2) == text
+    return match.group(1)
+
+
+def session_of(ws: ClientConnection) -> str | None:
+    assert ws.response is not None
+    for cookie in ws.response.headers.get_all("Set-Cookie"):
+        if cookie.startswith("session_id="):
+            return cookie.split(";")[0].removeprefix("session_id=")
+    return None
+
+
+def test_clients_on_different_workers_hear_each_other(chat_on_redis: RunningServer) -> None:
+    with contextlib.ExitStack() as stack:
+        clients: dict[int, list[ClientConnection]] = {}
+        everyone: list[ClientConnection] = []
+        while len(clients) < 2:
+            assert len(everyone) < MAX_CLIENTS, "every connection went to one worker"
+            ws = stack.enter_context(ws_connect(chat_on_redis))
+            everyone.append(ws)
+            clients.setdefault(worker_of(chat_on_redis, ws), []).append(ws)
+        (one, *_), (other, *_) = clients.values()
+        # Said on one worker, heard by every client of both, in order.
+        for speaker in (one, other):
+            name = say(speaker, "first")
+            say(speaker, "second")
+            for ws in everyone:
+                if ws is not speaker:
+                    assert ws.recv(timeout=TIMEOUT) == f"{name}: first"
+                    assert ws.recv(timeout=TIMEOUT) == f"{name}: second"
+        # And nothing else: each message arrived once.
+        for ws in everyone:
+            with pytest.raises(TimeoutError):
+                ws.recv(timeout=0.3)
+
+
+def test_a_session_made_by_one_worker_is_known_to_the_other(
+    chat_on_redis: RunningServer,
+) -> None:
+    with ws_connect(chat_on_redis) as ws:
+        session_id = session_of(ws)
+        assert session_id is not None
+        name = say(ws, "first visit")
+        maker = worker_of(chat_on_redis, ws)
+    seen_on: set[int] = set()
+    for visit in range(MAX_CLIENTS):
+        with ws_connect(chat_on_redis, cookie=f"session_id={session_id}") as ws:
+            assert session_of(ws) is None, "a known session must not be replaced"
+            assert say(ws, f"visit {visit}") == name
+            seen_on.add(worker_of(chat_on_redis, ws))
+        if seen_on - {maker}:
+            break
+    assert seen_on - {maker}, "no return visit reached the other worker"
+
+
+def test_the_chat_fails_at_startup_when_redis_is_unreachable() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MICROPIE_REDIS_URL", url)
+        with (
+            pytest.raises(ServerError) as failed,
+            run_server("uvicorn", "examples.chat.app:app"),
+        ):
+            pytest.fail("the server started without Redis")
+    assert f"cannot reach Redis at {url}" in str(failed.value)
+    assert "Application startup failed" in str(failed.value)

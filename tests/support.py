@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 
@@ -23,3 +24,8 @@ def require_program(name: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(f"{message}, and CI must run this test")
     pytest.skip(message)
+
+
+def micropie_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The ERROR records (and worse) of the ``micropie`` logger that *caplog* caught."""
+    return [r for r in caplog.records if r.name == "micropie" and r.levelno >= logging.ERROR]

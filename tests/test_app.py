@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,26 +12,9 @@ import pytest
 from micropie import App, ConnectionClosed, WebSocket, WebSocketRequest
 from micropie.sessions import InMemorySessionBackend, SessionBackend, new_session_id
 from micropie.testing import TestClient, WebSocketRejected
+from tests.support import micropie_errors
 
 SECRET = "s3cr3t-detail-that-must-not-leak"
-
-
-@pytest.fixture
-def make_client() -> Iterator[Callable[[App], TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(app: App) -> TestClient:
-        client = TestClient(app)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-def errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "micropie" and r.levelno >= logging.ERROR]
 
 
 def assert_rejected(client: TestClient, path: str) -> None:
@@ -241,7 +223,7 @@ def test_ws_handler_exception_closes_with_1011_generic_reason_and_logs(
     assert info.value.code == 1011
     assert SECRET not in info.value.reason
     assert SECRET not in (ws.close_reason or "")
-    logged = errors(caplog)
+    logged = micropie_errors(caplog)
     assert len(logged) == 1
     assert logged[0].exc_info is not None
     assert isinstance(logged[0].exc_info[1], RuntimeError)
@@ -255,7 +237,7 @@ def test_ws_handler_exception_before_accept_is_rejected_and_logged(
     app = HandshakeApp()
     assert_rejected(make_client(app), "/crash_early")
     assert app.events == ["crash_early ran"]
-    logged = errors(caplog)
+    logged = micropie_errors(caplog)
     assert len(logged) == 1
     assert logged[0].exc_info is not None
     assert SECRET in caplog.text
@@ -269,7 +251,7 @@ def test_ws_connection_closed_escaping_handler_is_quiet(
     with client.websocket_connect("/wait") as ws:
         ws.close(1001)
     assert app.events == [("closed", 1001)]
-    assert errors(caplog) == []
+    assert micropie_errors(caplog) == []
 
 
 class SubprotocolApp(App):
@@ -291,7 +273,7 @@ def test_ws_subprotocol_the_client_did_not_offer_is_refused(
     # Clients drop a handshake whose subprotocol they never offered: the
     # application's mistake is a ValueError naming both sides, and a 403.
     assert_rejected(make_client(SubprotocolApp()), "/pick/v3")
-    logged = errors(caplog)
+    logged = micropie_errors(caplog)
     assert len(logged) == 1 and logged[0].exc_info is not None
     error = logged[0].exc_info[1]
     assert isinstance(error, ValueError)
@@ -629,7 +611,7 @@ def test_http_handler_exception_is_500_without_details_and_logged(
     assert response.status_code == 500
     assert SECRET not in response.text
     assert "RuntimeError" not in response.text
-    logged = errors(caplog)
+    logged = micropie_errors(caplog)
     assert len(logged) == 1
     assert logged[0].exc_info is not None
     assert SECRET in caplog.text
@@ -698,7 +680,7 @@ def test_failing_startup_handler_makes_client_raise(caplog: pytest.LogCaptureFix
     finally:
         client.close()
     assert ran == []
-    assert errors(caplog)
+    assert micropie_errors(caplog)
 
 
 # self.request

@@ -25,20 +25,6 @@ MULTIPART_HINT = "pip install python-multipart"
 TRACEBACK_MARKERS = ("Traceback", 'File "', "Error:", "Exception", SECRET)
 
 
-@pytest.fixture
-def make_client() -> Iterator[Callable[..., TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(app: App, **options: Any) -> TestClient:
-        client = TestClient(app, **options)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
 def micropie_records(
     caplog: pytest.LogCaptureFixture, level: int = logging.ERROR
 ) -> list[logging.LogRecord]:

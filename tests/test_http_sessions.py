@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import string
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,20 +34,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     # Only micropie.sessions sees the fake clock; asyncio keeps the real one.
     monkeypatch.setattr(sessions, "time", types.SimpleNamespace(monotonic=fake.monotonic))
     return fake
-
-
-@pytest.fixture
-def make_client() -> Iterator[Callable[[App], TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(app: App) -> TestClient:
-        client = TestClient(app)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 class SessionWebApp(App):

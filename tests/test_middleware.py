@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,26 +18,9 @@ from micropie import (
     WebSocketRequest,
 )
 from micropie.testing import TestClient
+from tests.support import micropie_errors
 
 SECRET = "do-not-leak: middleware secret"
-
-
-@pytest.fixture
-def make_client() -> Iterator[Callable[[App], TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(app: App) -> TestClient:
-        client = TestClient(app)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-def errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "micropie" and r.levelno >= logging.ERROR]
 
 
 class TracedApp(App):
@@ -238,7 +220,7 @@ def test_raising_middleware_is_500_and_logged(
     response = make_client(app).get("/hello")
     assert response.status_code == 500
     assert SECRET not in response.text
-    logged = errors(caplog)
+    logged = micropie_errors(caplog)
     assert len(logged) == 1
     assert logged[0].exc_info is not None
     assert SECRET in caplog.text
@@ -355,7 +337,7 @@ def test_after_websocket_runs_when_the_handler_raised(
         ws.receive_text()
     assert ws.close_code == 1011
     assert app.trace == ["rec before", "ws handler", "rec after"]
-    assert errors(caplog)
+    assert micropie_errors(caplog)
 
 
 def test_raising_after_websocket_is_logged_and_connection_still_closes(
@@ -372,7 +354,7 @@ def test_raising_after_websocket_is_logged_and_connection_still_closes(
             ws.receive_text()  # the handler returned: the App closes the socket
     assert ws.close_code == 1000
     assert "outer after" in app.trace  # the failure did not stop the others
-    logged = errors(caplog)
+    logged = micropie_errors(caplog)
     assert len(logged) == 1
     assert logged[0].exc_info is not None
     assert SECRET in caplog.text

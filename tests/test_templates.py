@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from micropie import App
 from micropie.testing import TestClient
+from tests.support import micropie_errors
 
 TEMPLATES_HINT = "pip install jinja2"
-
-
-@pytest.fixture
-def make_client() -> Iterator[Callable[[App], TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(app: App) -> TestClient:
-        client = TestClient(app)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 @pytest.fixture
@@ -44,10 +31,6 @@ def templates(tmp_path: Path) -> Path:
         '{% extends "base.html" %}{% block title %}{{ title }}{% endblock %}', encoding="utf-8"
     )
     return tmp_path
-
-
-def micropie_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "micropie" and r.levelno >= logging.ERROR]
 
 
 def formatted(record: logging.LogRecord) -> str:

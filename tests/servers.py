@@ -111,60 +111,8 @@ def run_uvicorn(app_path: str, *extra_args: str) -> Iterator[RunningServer]:
     *extra_args* go to the uvicorn command line. Raises :class:`ServerError`,
     with the server's output, if it does not answer HTTP within 15 seconds.
     """
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    fd, log_name = tempfile.mkstemp(prefix="micropie-uvicorn-", suffix=".log")
-    os.close(fd)
-    log_path = Path(log_name)
-    server: RunningServer | None = None
-    try:
-        listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app_path,
-            "--fd",
-            str(listener.fileno()),
-            *extra_args,
-        ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-        # Append mode: the child writes at the end, whatever the reader does.
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=REPO_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=[listener.fileno()],
-            )
-        server = RunningServer(process, port, log_path)
-        listener.close()  # the child has its own copy; ours would only hold the port open
-
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _answers_http(port):
-            if process.poll() is not None:
-                raise ServerError(
-                    f"{' '.join(command)} exited with code {process.returncode} "
-                    f"before serving:\n{server.output}"
-                )
-            if time.monotonic() > deadline:
-                raise ServerError(
-                    f"{' '.join(command)} did not answer HTTP within "
-                    f"{STARTUP_TIMEOUT} s:\n{server.output}"
-                )
-            time.sleep(0.05)
+    with run_server("uvicorn", app_path, *extra_args) as server:
         yield server
-    finally:
-        listener.close()
-        if server is not None:
-            server._stop()
-        else:
-            with contextlib.suppress(OSError):
-                log_path.unlink()
 
 
 # Other servers, and uvicorn with several workers.

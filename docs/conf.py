@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,14 @@ from docutils import nodes
 from sphinx.addnodes import pending_xref
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
+from sphinx.ext.doctest import DocTestBuilder
 from sphinx.util import logging
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the package and examples/, without installing
 
 import micropie  # noqa: E402
+from docs.reader_pages import file_text, shown_files, starts_new_session  # noqa: E402
 
 project = "MicroPie"
 author = "MicroPie developers"
@@ -131,7 +134,48 @@ def keep_link_check_offline(app: Sphinx, uri: str) -> str | None:
     return f"offline://{uri}"
 
 
+class PageFilesDocTestBuilder(DocTestBuilder):
+    """Sphinx's doctest builder, run beside the files each page shows.
+
+    A page's examples import the files it shows (``from app import app``), as
+    a reader's do; this runs them in a directory holding those files. A page
+    that changes its files as it goes (the tutorial's steps) needs a new
+    Python session per step, which one builder process cannot give:
+    ``tests/test_docs_reader.py`` follows such pages, and this builder says
+    that it leaves them.
+    """
+
+    def test_doc(self, docname: str, doctree: nodes.Node) -> bool:
+        files = list(shown_files(doctree))
+        if not files:
+            return super().test_doc(docname, doctree)
+        names = [name for name, _ in files]
+        if len(set(names)) < len(names) or any(doctree.findall(starts_new_session)):
+            logger.info(
+                "%s: changes its files step by step; tests/test_docs_reader.py runs it", docname
+            )
+            return True
+        with tempfile.TemporaryDirectory(prefix="micropie-page-") as directory:
+            for name, node in files:
+                path = Path(directory, name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(file_text(node), encoding="utf-8")
+            previous = os.getcwd()
+            os.chdir(directory)
+            sys.path.insert(0, directory)
+            try:
+                return super().test_doc(docname, doctree)
+            finally:
+                os.chdir(previous)
+                sys.path.remove(directory)
+                # The next page may show another app.py: forget this page's modules.
+                for name, module in list(sys.modules.items()):
+                    if str(getattr(module, "__file__", None) or "").startswith(directory):
+                        del sys.modules[name]
+
+
 def setup(app: Sphinx) -> None:
+    app.add_builder(PageFilesDocTestBuilder, override=True)
     app.connect("missing-reference", resolve_websocket_methods)
     app.connect("linkcheck-process-uri", keep_link_check_offline)
     app.connect("autodoc-process-signature", hide_exception_signature, priority=400)

@@ -2,17 +2,20 @@
 
 Each Python example on the site must be one of:
 
-* a doctest (``>>>`` lines in a page's text, or in a ``.. doctest::`` block),
-  which Sphinx's doctest builder runs and pytest runs too (``--doctest-glob``
-  over ``docs/source``); or
+* a doctest (``>>>`` lines in a page's text, in a docstring the page shows,
+  or in a ``.. doctest::`` block), which the reader test
+  (``tests/test_docs_reader.py``) runs as a reader would, and Sphinx's
+  doctest builder runs too;
+* a file the page shows with its name as the caption, which the reader
+  saves, and which a doctest of the same page imports or names; or
 * a ``literalinclude`` of a file under ``examples/`` that a test refers to,
   by module (``examples.echo.app``) or by path (``examples/echo/app.py``).
 
 Other blocks are allowed when they are not Python: shell commands, and
 configuration files pulled in with ``literalinclude`` (those, too, must be
-files that a test refers to). A ``.. code-block:: python``, a ``::`` block
-that holds Python code, a skipped doctest or a ``testcode`` block that
-pytest never runs fails the audit.
+files that a test refers to, or that the page shows under a file name). A
+``.. code-block:: python`` or a ``::`` block that holds Python code without
+being such a file, a skipped doctest, or a ``testcode`` block fails the audit.
 
 The audit reads the doctrees of a real build, so that it sees what readers
 see, docstrings included; its findings, one line per block, are printed and
@@ -26,14 +29,14 @@ import pickle
 import re
 import sys
 import textwrap
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from docutils import nodes
 
-from tests.docs_site import DOCS_SOURCE, ROOT, sphinx_build
+from docs.reader_pages import file_caption
+from tests.docs_site import DOCS_SOURCE, ROOT
 
 EXAMPLES = ROOT / "examples"
 TESTS = ROOT / "tests"
@@ -61,23 +64,27 @@ class Block:
 
 
 @pytest.fixture(scope="module")
-def blocks(tmp_path_factory: pytest.TempPathFactory) -> list[Block]:
-    out = tmp_path_factory.mktemp("audit")
-    doctrees = out / "doctrees"
-    sphinx_build("dummy", out / "dummy", "-d", str(doctrees))
+def blocks(site_doctrees: Path) -> list[Block]:
     references = _test_references()
     found = []
-    for path in sorted(doctrees.rglob("*.doctree")):
+    for path in sorted(site_doctrees.rglob("*.doctree")):
         with path.open("rb") as file:
-            doctree = pickle.load(file)  # written by the build above, a moment ago
+            doctree = pickle.load(file)  # written by this run's build
+        page_doctests = "\n".join(
+            node.astext() for node in doctree.findall(_is_code) if _is_doctest(node)
+        )
         for node in doctree.findall(_is_code):
-            found.append(_audit(node, references))
+            found.append(_audit(node, references, page_doctests))
     _write_report(found)
     return found
 
 
 def _is_code(node: nodes.Node) -> bool:
     return isinstance(node, (nodes.literal_block, nodes.doctest_block))
+
+
+def _is_doctest(node: nodes.Element) -> bool:
+    return isinstance(node, nodes.doctest_block) or node.get("testnodetype") == "doctest"
 
 
 def _where(node: nodes.Element) -> str:
@@ -89,26 +96,26 @@ def _where(node: nodes.Element) -> str:
     return f"{source}:{node.line or '?'}"
 
 
-def _audit(node: nodes.Element, references: dict[str, set[str]]) -> Block:
+def _audit(node: nodes.Element, references: dict[str, set[str]], page_doctests: str) -> Block:
     where = _where(node)
     text = node.astext()
-    if isinstance(node, nodes.doctest_block):
-        return Block(where, "doctest", _first_line(text), _doctest_problem(node, text))
+    if _is_doctest(node):
+        return Block(where, "doctest", _first_line(text), _doctest_problem(text))
 
     test_kind = node.get("testnodetype")
-    if test_kind == "doctest":  # a ".. doctest::" block: >>> lines, in the page's source
-        return Block(where, "doctest", _first_line(text), _doctest_problem(node, text))
-    if test_kind in ("testcode", "testsetup", "testcleanup"):
+    if test_kind in ("testcode", "testoutput", "testsetup", "testcleanup"):
         return Block(
             where, test_kind, _first_line(text),
-            f"a {test_kind} block runs under Sphinx's doctest builder only, never under "
-            "pytest: write it as a >>> doctest",
+            f"a {test_kind} block is not what a reader runs: write it as a >>> doctest, "
+            "or show the code as a file with its name as the caption",
         )  # fmt: skip
-    if test_kind == "testoutput":
-        return Block(where, "testoutput", _first_line(text), None)
 
     language = node.get("language")
     included = node.get("source")
+    shown_as = file_caption(node)
+    if shown_as and _names_file(page_doctests, shown_as):
+        kind = "literalinclude" if included else "page file"
+        return Block(where, kind, f"{shown_as} (used by the page's doctests)", None)
     if included:
         return _audit_include(where, Path(included), language, references)
     if language in PYTHON_LANGUAGES or (language in UNDECLARED and _looks_like_python(text)):
@@ -120,11 +127,15 @@ def _audit(node: nodes.Element, references: dict[str, set[str]]) -> Block:
     return Block(where, "not Python", f"[{language or '::'}] {_first_line(text)}", None)
 
 
-def _doctest_problem(node: nodes.Element, text: str) -> str | None:
-    source = str(node.source or "")
-    if not source.endswith(".rst") or not source.startswith(f"{DOCS_SOURCE}/"):
-        # A docstring's doctest: Sphinx runs it, but pytest collects docs/source/*.rst only.
-        return "a doctest outside docs/source/*.rst, which pytest does not collect"
+def _names_file(doctests: str, file_name: str) -> bool:
+    """Whether the page's doctests import the shown file, or name it."""
+    module = file_name.removesuffix(".py").replace("/", ".")
+    name = re.escape(module)
+    imported = rf"(?m)^(>>>|\.\.\.)\s+(from\s+{name}\s+import|import\s+{name}\b)"
+    return file_name in doctests or bool(re.search(imported, doctests))
+
+
+def _doctest_problem(text: str) -> str | None:
     if re.search(r"doctest:.*\+SKIP", text):
         return "a skipped doctest is an untested example"
     return None
@@ -248,14 +259,6 @@ def _write_report(found: list[Block]) -> None:
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(report, encoding="utf-8")
     sys.stdout.write(report)
-
-
-def test_pytest_runs_the_doctests_of_the_pages() -> None:
-    """What the audit relies on: pytest collects the >>> examples of docs/source/*.rst."""
-    settings = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    pytest_settings = settings["tool"]["pytest"]["ini_options"]
-    assert "docs/source" in pytest_settings["testpaths"]
-    assert "--doctest-glob=*.rst" in pytest_settings["addopts"].split()
 
 
 def test_the_site_has_examples_of_each_kind(blocks: list[Block]) -> None:

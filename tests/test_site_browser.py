@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import os
 import shutil
 import struct
 import threading
@@ -26,13 +25,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.browser import TIMEOUT_MS, VIEWPORT, chromium_path, launch_chromium
 from tests.docs_site import SITE_DIR, sphinx_build
-from tests.support import require_program
 
 pytestmark = pytest.mark.e2e
 
@@ -55,41 +53,13 @@ SECTIONS = {
     "Exceptions": ["micropie.ConnectionClosed"],
 }
 
-# Every wait is bounded, far below any CI time limit: a page of this site
-# loads in well under a second.
-TIMEOUT_MS = 15_000
 LOCK_TIMEOUT = 300  # another pytest run building build/site at the same time
-VIEWPORT = {"width": 1280, "height": 900}
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _playwright() -> ModuleType:
-    """Playwright's sync API, which the ``test`` extra installs."""
-    try:
-        from playwright import sync_api
-    except ImportError:
-        message = "the playwright package is not installed (pip install '.[test]')"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}, and CI must run this test")
-        pytest.skip(message)
-    return sync_api
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """Checked first, so that a machine without the browser skips before building."""
-    path = require_program("chromium")
-    _playwright()
-    return path
+    return chromium_path()
 
 
 @contextlib.contextmanager
@@ -144,15 +114,8 @@ def site_url(site: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Any]:
-    sync_api = _playwright()
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_ARGS, timeout=TIMEOUT_MS * 2
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 @dataclass

@@ -439,61 +439,131 @@ def rst_fragment(results: Results) -> str:
 
 # The chart.
 
+#: The chart's size: one column of panels, as wide as the Performance page's
+#: text (about 800 CSS pixels), drawn at twice that for sharp high-DPI screens.
+CHART_WIDTH_INCHES = 8.0
+CHART_DPI = 200
+#: Font sizes in points; at the page's width one point is about 1.4 CSS pixels,
+#: so that the smallest text stays above 12 pixels.
+FONT_SIZES = {"title": 14.0, "panel": 12.0, "label": 11.0, "value": 11.0, "note": 10.0}
+# The layout, in inches: the header, then per panel its title and a row per bar.
+_HEADER_INCHES = 1.0
+_PANEL_TITLE_INCHES = 0.66  # two lines: what ran, and what is measured
+_BAR_INCHES = 0.33
+_PANEL_GAP_INCHES = 0.2
+_LABELS_INCHES = 2.0  # left of the bars: the frameworks' names
+_MARGIN_INCHES = 0.1
+
+
+def _chart_bars(results: Results, workload: str) -> list[tuple[str, float, str]]:
+    """(framework, value, its label) for each framework measured in *workload*."""
+    ratio = ratios(results, workload)
+    bars = []
+    for name in results.frameworks:
+        if workload == "e2e_echo":
+            runs = results.end_to_end.get(name)
+            if not runs:
+                continue
+            value = e2e_rate(runs) / 1000
+            text = f"{value:,.1f}k msg/s"
+        else:
+            cell = results.in_process[workload].get(name)
+            if cell is None:
+                continue
+            value = median_per_op(cell) * 1e6
+            text = _us(value / 1e6)
+        if name in ratio:
+            text += f"  ({ratio[name]:.2f}{TIMES})"
+        bars.append((name, value, text))
+    return bars
+
 
 def chart(results: Results, path: Path) -> None:
+    """One horizontal bar chart per workload, stacked, each bar labelled with its value."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     workloads = list(results.in_process) + (["e2e_echo"] if results.end_to_end else [])
-    frameworks = results.frameworks
-    figure, axes = plt.subplots(
-        1, len(workloads), figsize=(3.3 * len(workloads) + 0.6, 4.6), squeeze=False
+    panels = [(workload, _chart_bars(results, workload)) for workload in workloads]
+    rows = [_BAR_INCHES * max(len(bars), 1) for _, bars in panels]
+    height = _HEADER_INCHES + sum(rows) + len(rows) * (_PANEL_TITLE_INCHES + _PANEL_GAP_INCHES)
+    width = CHART_WIDTH_INCHES
+    figure = plt.figure(figsize=(width, height))
+    left = _MARGIN_INCHES / width
+
+    figure.text(left, 1 - 0.12 / height, f"MicroPie benchmarks, {results.date}",
+                fontsize=FONT_SIZES["title"], fontweight="bold", va="top")  # fmt: skip
+    note = textwrap.fill(
+        f"In brackets, each bar's ratio to raw ASGI (1.00{TIMES} is the floor). "
+        f"{machine_text(results)}.",
+        width=105,
     )
-    for axis, workload in zip(axes[0], workloads, strict=True):
-        ratio = ratios(results, workload)
-        names, values, labels = [], [], []
-        for name in frameworks:
-            if workload == "e2e_echo":
-                runs = results.end_to_end.get(name)
-                if not runs:
-                    continue
-                value = e2e_rate(runs) / 1000
-                text = f"{value:,.1f}k"
-            else:
-                cell = results.in_process[workload].get(name)
-                if cell is None:
-                    continue
-                value = median_per_op(cell) * 1e6
-                text = _us(value / 1e6).removesuffix(" µs")
-            if name in ratio:
-                text += f"\n{ratio[name]:.2f}{TIMES}"
-            names.append(name)
-            values.append(value)
-            labels.append(text)
-        bars = axis.bar(range(len(names)), values, color=[COLOURS[n] for n in names], width=0.7)
-        axis.bar_label(bars, labels=labels, fontsize=8, padding=2)
-        axis.set_xticks(
-            range(len(names)), [LABELS[n].replace(" (", "\n(") for n in names], fontsize=8
-        )
-        axis.set_ylim(0, max(values, default=1) * 1.3)
+    figure.text(left, 1 - 0.45 / height, note, fontsize=FONT_SIZES["note"], va="top",
+                color="#495057", linespacing=1.3)  # fmt: skip
+
+    top = height - _HEADER_INCHES  # inches from the bottom, going down
+    for (workload, bars), row in zip(panels, rows, strict=True):
         title, unit = TITLES[workload]
-        axis.set_title(title.replace(", ", ",\n", 1), fontsize=9.5)
         if workload == "e2e_echo":
-            axis.set_ylabel("thousand messages per second (higher is better)", fontsize=8)
+            measure = "Thousand messages per second; higher is better."
         else:
-            axis.set_ylabel(f"µs of CPU per {unit} (lower is better)", fontsize=8)
-        axis.tick_params(axis="y", labelsize=8)
-        axis.spines[["top", "right"]].set_visible(False)
-    figure.suptitle(
-        f"MicroPie benchmarks, ratios to raw ASGI under the bars' values — {results.date}\n"
-        f"{machine_text(results)}",
-        fontsize=9.5,
-    )
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+            measure = f"CPU time per {unit}; lower is better."
+        figure.text(left, (top - 0.06) / height, title,
+                    fontsize=FONT_SIZES["panel"], fontweight="bold", va="top")  # fmt: skip
+        figure.text(left, (top - 0.33) / height, measure,
+                    fontsize=FONT_SIZES["note"], color="#495057", va="top")  # fmt: skip
+        top -= _PANEL_TITLE_INCHES
+        axis = figure.add_axes(
+            (
+                _LABELS_INCHES / width,
+                (top - row) / height,
+                1 - (_LABELS_INCHES + _MARGIN_INCHES) / width,
+                row / height,
+            )
+        )
+        top -= row + _PANEL_GAP_INCHES
+        names = [name for name, _, _ in bars]
+        values = [value for _, value, _ in bars]
+        drawn = axis.barh(range(len(bars)), values, color=[COLOURS[n] for n in names], height=0.72)
+        axis.bar_label(
+            drawn, labels=[text for _, _, text in bars], padding=4, fontsize=FONT_SIZES["value"]
+        )
+        axis.set_yticks(range(len(bars)), [LABELS[n] for n in names])
+        axis.tick_params(axis="y", length=0, labelsize=FONT_SIZES["label"])
+        for tick, name in zip(axis.get_yticklabels(), names, strict=True):
+            if name == "micropie":
+                tick.set_fontweight("bold")
+        axis.set_ylim(len(bars) - 0.5, -0.5)  # top to bottom in the table's order
+        # Room on the right for the longest label; the labels give the values.
+        axis.set_xlim(0, max(values, default=1) * 1.5)
+        axis.set_xticks([])
+        axis.spines[["top", "right", "bottom"]].set_visible(False)
+    figure.savefig(path, dpi=CHART_DPI)
     plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.report``: draw the chart again from a results.json, nothing else."""
+    import argparse
+
+    default = REPO_ROOT / "docs" / "source" / "_static" / "benchmarks" / "results.json"
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.report",
+        description="Draw results.png from a results.json, without running or rewriting anything.",
+    )
+    parser.add_argument("results", type=Path, nargs="?", default=default, help="a results.json")
+    parser.add_argument(
+        "--chart", type=Path, help="where to write the PNG (default: results.png beside it)"
+    )
+    args = parser.parse_args(argv)
+    output = args.chart or args.results.with_name("results.png")
+    chart(Results.load(args.results), output)
+    print(f"wrote {output}")
+    return 0
 
 
 def write_all(results: Results, directory: Path, *, chart_png: bool = True) -> list[Path]:
@@ -514,3 +584,7 @@ def write_all(results: Results, directory: Path, *, chart_png: bool = True) -> l
         chart(results, path)
         written.append(path)
     return written
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -32,6 +32,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
     "sphinx_autodoc_typehints",
+    "sphinx_copybutton",
 ]
 
 html_theme = "furo"
@@ -41,6 +42,20 @@ html_title = f"MicroPie {release}"
 html_baseurl = os.environ.get("READTHEDOCS_CANONICAL_URL", "")
 templates_path: list[str] = []
 exclude_patterns: list[str] = []
+# Only the stylesheet: source/_static/ also holds the benchmark data, which the
+# Performance page includes, and which the site need not serve as files.
+html_static_path = ["source/_static/css"]
+html_css_files = ["micropie.css"]
+
+# The copy button copies what the reader would type: a ">>>" example without
+# its prompts and its output, a console line without its "$ " prompt. A bare
+# "..." keeps its empty line, which ends a block at the interactive prompt;
+# a line ending in a backslash carries a shell command on to the next one.
+copybutton_prompt_text = r">>> |\.\.\.(?: |$)|\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
+copybutton_remove_prompts = True
+copybutton_line_continuation_character = "\\"
 
 # The reference pages show each object under its public name: micropie.WebSocket.
 add_module_names = False
@@ -56,7 +71,7 @@ always_document_param_types = False
 # standard library's documentation cannot resolve; everything of ours must.
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(collections\.abc|typing|asyncio|contextvars|types|abc|enum)\..*"),
+    (r"py:.*", r"(collections\.abc|typing|asyncio|contextvars|types|abc|enum|pathlib)\..*"),
     (r"py:.*", r"(Any|Callable|Awaitable|MutableMapping|Mapping|Iterable|TracebackType)"),
 ]
 
@@ -147,14 +162,14 @@ class PageFilesDocTestBuilder(DocTestBuilder):
 
     def test_doc(self, docname: str, doctree: nodes.Node) -> bool:
         files = list(shown_files(doctree))
-        if not files:
-            return super().test_doc(docname, doctree)
         names = [name for name, _ in files]
         if len(set(names)) < len(names) or any(doctree.findall(starts_new_session)):
             logger.info(
                 "%s: changes its files step by step; tests/test_docs_reader.py runs it", docname
             )
             return True
+        # A fresh directory for every page, with or without files: what the
+        # examples write lands there, not in the repository.
         with tempfile.TemporaryDirectory(prefix="micropie-page-") as directory:
             for name, node in files:
                 path = Path(directory, name)

@@ -1,20 +1,28 @@
 """MicroPie: an ASGI micro web framework built around WebSockets."""
 
+from micropie._redis import RedisUnavailable
 from micropie.app import App
+from micropie.background import BackgroundTasks
 from micropie.bodies import UploadFile
+from micropie.cors import CORSMiddleware
 from micropie.middleware import HttpMiddleware, WebSocketMiddleware
 from micropie.request import Headers, Request, WebSocketRequest, current_request
+from micropie.staticfiles import StaticFiles
 from micropie.websocket import ConnectionClosed, MessageTypeError, WebSocket
 
 __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "BackgroundTasks",
+    "CORSMiddleware",
     "ConnectionClosed",
     "Headers",
     "HttpMiddleware",
     "MessageTypeError",
+    "RedisUnavailable",
     "Request",
+    "StaticFiles",
     "UploadFile",
     "WebSocket",
     "WebSocketMiddleware",

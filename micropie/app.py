@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from micropie._asgi import Receive, Scope, Send
+from micropie.background import BackgroundTasks
 from micropie.bodies import (
     BodyError,
     ClientGone,
@@ -22,11 +23,22 @@ from micropie.bodies import (
 from micropie.lifespan import LifespanHandler, serve_lifespan
 from micropie.middleware import HttpMiddleware, WebSocketMiddleware
 from micropie.request import Request, WebSocketRequest, current_request, header_values
-from micropie.responses import Response, error_response, redirect, to_response
+from micropie.responses import (
+    Response,
+    encode_headers,
+    error_response,
+    redirect,
+    to_response,
+)
 from micropie.routing import BindError, Route, RouteTable, split_path
-from micropie.sessions import InMemorySessionBackend, SessionBackend, SessionHandle
+from micropie.sessions import (
+    InMemorySessionBackend,
+    SessionBackend,
+    SessionHandle,
+    session_cookie,
+)
 from micropie.templates import TemplateRenderer
-from micropie.websocket import ConnectionClosed, WebSocket
+from micropie.websocket import ConnectionClosed, WebSocket, _Handshake
 
 __all__ = ["App"]
 
@@ -64,7 +76,15 @@ class App:
     .. attribute:: shutdown_handlers
        :type: list
 
-       Called in order, with no arguments, when the server shuts down.
+       Called in order, with no arguments, when the server shuts down,
+       once the :attr:`background_tasks` have been cancelled and have ended.
+
+    .. attribute:: background_tasks
+       :type: micropie.BackgroundTasks
+
+       Work that outlives a request: ``self.background_tasks.create_task(job())``
+       runs ``job()`` in a task that is kept, logged if it fails, and
+       cancelled when the server shuts down.
 
     .. attribute:: middlewares
        :type: list
@@ -110,6 +130,7 @@ class App:
         )
         self.startup_handlers: list[LifespanHandler] = []
         self.shutdown_handlers: list[LifespanHandler] = []
+        self.background_tasks = BackgroundTasks()
         self.middlewares: list[HttpMiddleware | WebSocketMiddleware] = list(middlewares)
         self.max_body_size = max_body_size
         if isinstance(allowed_origins, str):
@@ -145,7 +166,13 @@ class App:
         elif kind == "websocket":
             await self._serve_websocket(scope, receive, send)
         elif kind == "lifespan":
-            await serve_lifespan(receive, send, self.startup_handlers, self.shutdown_handlers)
+            await serve_lifespan(
+                receive,
+                send,
+                self.startup_handlers,
+                self.shutdown_handlers,
+                before_shutdown=self.background_tasks.shutdown,
+            )
         else:
             raise ValueError(f"MicroPie does not serve ASGI scopes of type {kind!r}")
 
@@ -189,7 +216,7 @@ class App:
                 for upload in uploads:
                     upload.close()
         if response is not None:
-            await response.send(send, head=head)
+            await response.send(send, head=head, receive=receive)
 
     async def _read_body(self, request: Request, receive: Receive) -> None:
         """Parse a form or JSON body up front, so that it can fill parameters."""
@@ -224,12 +251,23 @@ class App:
                 result = await self._call_handler(route, request)
             response = result if isinstance(result, Response) else to_response(result)
             for middleware in reversed(middlewares):
-                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
+                # Without the Content-Length a streamed file may carry: it is
+                # not the middleware's to change, and is kept as it is.
+                length = [(k, v) for k, v in response.headers if k == b"content-length"]
+                headers = [
+                    (k.decode("latin-1"), v.decode("latin-1"))
+                    for k, v in response.headers
+                    if k != b"content-length"
+                ]
+                given = headers.copy()
                 replaced = await middleware.after_request(
                     request, response.status, response.body, headers
                 )
                 if replaced is not None:
                     response = to_response(replaced)
+                elif headers != given:
+                    # Headers changed in place: the response, stream and all, stays.
+                    response.headers = [*encode_headers(headers), *length]
             cookie = await session.commit_http(
                 request.session, secure=request.is_secure, renew=request._renew_session
             )
@@ -270,16 +308,15 @@ class App:
                 await session.save(session_id, request.session)
 
         spec = _spec_version(scope)
-        websocket = WebSocket._for_handshake(
-            receive,
-            send,
+        handshake = _Handshake(
             secure=request.is_secure,
             subprotocols=request.subprotocols,
+            set_cookie=functools.partial(session_cookie, secure=request.is_secure),
             on_session_start=start_session,
             accept_headers=spec >= (2, 1),
-            # ASGI 2.4 servers fail a send to a departed client; older ones do not.
-            watch_sends=spec < (2, 4),
         )
+        # ASGI 2.4 servers fail a send to a departed client; older ones do not.
+        websocket = WebSocket._for_handshake(receive, send, handshake, watch_sends=spec < (2, 4))
         if route is None:
             await _close_quietly(websocket)  # before accept(): the client sees HTTP 403
             return
@@ -454,6 +491,7 @@ _RESERVED_NAMES = frozenset(name for name in dir(App) if not name.startswith("_"
     "session_backend",
     "startup_handlers",
     "shutdown_handlers",
+    "background_tasks",
     "middlewares",
     "max_body_size",
     "allowed_origins",

@@ -23,9 +23,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from micropie._redis import RedisTarget
+
 __all__ = [
     "Broadcast",
     "BroadcastBackend",
+    "BroadcastLost",
     "InMemoryBroadcastBackend",
     "RedisBroadcastBackend",
     "SubscriberTooSlow",
@@ -160,24 +163,16 @@ class RedisBroadcastBackend(BroadcastBackend):
     """Messages travel through Redis pub/sub, to every process subscribed.
 
     *redis* is a URL or a ``redis.asyncio.Redis`` client. :meth:`connect`
-    pings Redis and raises :class:`~micropie.redis_sessions.RedisUnavailable`
+    pings Redis and raises :class:`~micropie.RedisUnavailable`
     naming the URL if it cannot. Messages published one after another (each
     ``publish`` awaited) arrive in that order everywhere. If the connection to
     Redis is lost, every subscription ends with :class:`BroadcastLost`.
     """
 
     def __init__(self, redis: Any, *, check_timeout: float = 5.0) -> None:
-        from micropie.redis_sessions import client_description, import_redis, redacted_url
-
-        if isinstance(redis, str):
-            self._url: str | None = redis
-            self.where = redacted_url(redis)
-        else:
-            self._url = None
-            self.where = client_description(redis)
-        self._given = None if isinstance(redis, str) else redis
-        self._import = import_redis
-        import_redis()  # fail now if the package is missing
+        self._target = RedisTarget(redis)
+        #: Where the messages travel, for messages: the URL without its password.
+        self.where = self._target.where
         self.check_timeout = check_timeout
         self._client: Any = None
         self._pubsub: Any = None
@@ -185,16 +180,14 @@ class RedisBroadcastBackend(BroadcastBackend):
         self._confirmations: dict[str, deque[asyncio.Future[None]]] = {}
 
     async def connect(self, deliver: Deliver, fail: Callable[[BaseException], None]) -> None:
-        from micropie.redis_sessions import ping
-
         await super().connect(deliver, fail)
         if self._client is not None:
             return
-        client = self._given if self._given is not None else self._import().from_url(self._url)
+        client = self._target.client()
         try:
-            await ping(client, self.where, self.check_timeout)
+            await self._target.ping(client, self.check_timeout)
         except BaseException:
-            if self._given is None:
+            if self._target.owned:
                 await client.aclose()
             raise
         self._client = client
@@ -209,7 +202,7 @@ class RedisBroadcastBackend(BroadcastBackend):
         if self._pubsub is not None:
             await self._pubsub.aclose()
             self._pubsub = None
-        if self._client is not None and self._given is None:
+        if self._client is not None and self._target.owned:
             await self._client.aclose()
         self._client = None
         for waiters in self._confirmations.values():

@@ -20,11 +20,14 @@ async def serve_lifespan(
     send: Send,
     startup: Sequence[LifespanHandler],
     shutdown: Sequence[LifespanHandler],
+    *,
+    before_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Run *startup* on ``lifespan.startup`` and *shutdown* on ``lifespan.shutdown``.
 
     A handler that raises is logged and reported as ``lifespan.*.failed``,
-    which makes the server stop.
+    which makes the server stop. *before_shutdown* runs before *shutdown*,
+    and after a failed startup (it stops the application's background tasks).
     """
     while True:
         message = await receive()
@@ -35,12 +38,16 @@ async def serve_lifespan(
         else:
             continue
         try:
+            if phase == "shutdown" and before_shutdown is not None:
+                await before_shutdown()  # first: tasks may use what the handlers close
             for handler in handlers:
                 outcome = handler()
                 if inspect.isawaitable(outcome):
                     await outcome
         except Exception as exc:
             logger.exception("a %s handler failed", phase)
+            if phase == "startup" and before_shutdown is not None:
+                await before_shutdown()  # what the handlers before it started
             await send({"type": f"lifespan.{phase}.failed", "message": repr(exc)})
             return
         await send({"type": f"lifespan.{phase}.complete"})

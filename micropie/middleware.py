@@ -35,8 +35,9 @@ class HttpMiddleware:
         """Called with the response about to be sent (*response_body* is
         ``None`` when it is streamed; *extra_headers* leaves out
         ``Content-Length`` and the session cookie). Return ``None`` to keep
-        it, or anything a handler may return to send that instead; replacing a
-        streamed response discards its stream."""
+        it, with any change made to *extra_headers* in place (the way to add
+        headers to a streamed response), or anything a handler may return to
+        send that instead; replacing a streamed response discards its stream."""
         return None
 
 

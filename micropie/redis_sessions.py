@@ -5,66 +5,13 @@ Needs the ``redis`` package (``pip install micropie[redis]`` or ``pip install re
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from micropie._redis import DEFAULT_URL, RedisTarget
 from micropie.sessions import SessionBackend
 
-__all__ = ["RedisSessionBackend", "RedisUnavailable", "import_redis", "redacted_url"]
-
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
-
-
-class RedisUnavailable(RuntimeError):
-    """Redis could not be reached; the message names the URL (without its password)."""
-
-
-def import_redis() -> Any:
-    """The ``redis.asyncio`` module, or an ImportError that says what to install."""
-    try:
-        import redis.asyncio as redis_asyncio
-    except ImportError as exc:
-        raise ImportError(
-            "the Redis backends of MicroPie need the redis package: "
-            "pip install redis (or pip install 'micropie[redis]')"
-        ) from exc
-    return redis_asyncio
-
-
-def redacted_url(url: str) -> str:
-    """*url* with any password replaced by ``***``, fit for an error message."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def client_description(client: Any) -> str:
-    """Where a redis.asyncio client connects, for error messages."""
-    try:
-        kwargs = client.connection_pool.connection_kwargs
-    except AttributeError:
-        return repr(client)
-    if "path" in kwargs:
-        return f"unix://{kwargs['path']}"
-    return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
-
-
-async def ping(client: Any, where: str, timeout: float) -> None:
-    """PING *client*; :class:`RedisUnavailable` naming *where* if it does not answer."""
-    try:
-        await asyncio.wait_for(client.ping(), timeout)
-    except Exception as exc:
-        raise RedisUnavailable(
-            f"cannot reach Redis at {where}: {exc or type(exc).__name__} "
-            "(is redis-server running there, and is the URL right?)"
-        ) from exc
+__all__ = ["RedisSessionBackend"]
 
 
 class RedisSessionBackend(SessionBackend):
@@ -92,14 +39,10 @@ class RedisSessionBackend(SessionBackend):
     ) -> None:
         if max_age <= 0:
             raise ValueError(f"max_age must be positive, got {max_age!r}")
-        if isinstance(redis, str):
-            self.url = redacted_url(redis)
-            self.client: Any = import_redis().from_url(redis)
-            self._owns_client = True
-        else:
-            self.url = client_description(redis)
-            self.client = redis
-            self._owns_client = False
+        self._target = RedisTarget(redis)
+        #: Where the sessions are kept, for messages: the URL without its password.
+        self.where = self._target.where
+        self.client: Any = self._target.client()
         self.max_age = max_age
         self.prefix = prefix
         self.check_timeout = check_timeout
@@ -108,12 +51,12 @@ class RedisSessionBackend(SessionBackend):
         return f"{self.prefix}{session_id}"
 
     async def check(self) -> None:
-        """Ping Redis; raise :class:`RedisUnavailable` naming the URL if it does not answer."""
-        await ping(self.client, self.url, self.check_timeout)
+        """Ping Redis; :class:`~micropie.RedisUnavailable` naming the URL if it does not answer."""
+        await self._target.ping(self.client, self.check_timeout)
 
     async def aclose(self) -> None:
         """Close the connections of a client this backend made from a URL."""
-        if self._owns_client:
+        if self._target.owned:
             await self.client.aclose()
 
     async def load(self, session_id: str) -> dict[str, Any] | None:

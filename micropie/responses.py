@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from micropie._asgi import Send
+from micropie._asgi import Receive, Send
 
 __all__ = ["Response", "error_response", "redirect", "to_response"]
 
@@ -22,6 +24,10 @@ _JSON = b"application/json"
 _BINARY = b"application/octet-stream"
 
 Stream = Iterator[Any] | AsyncIterator[Any]
+# Servers send to a departed client without waiting, so a stream that never
+# waits itself would keep the event loop, and the news of the departure, from
+# ever running: it lets them run after every so many chunks.
+_CHUNKS_BETWEEN_YIELDS = 16
 
 
 @dataclass(slots=True)
@@ -33,38 +39,23 @@ class Response:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     stream: Stream | None = None
 
-    async def send(self, send: Send, *, head: bool = False) -> None:
-        """Send it; with *head*, the status and headers only (for ``HEAD``)."""
+    async def send(self, send: Send, *, head: bool = False, receive: Receive | None = None) -> None:
+        """Send it; with *head*, the status and headers only (for ``HEAD``).
+
+        While a stream is sent, *receive* is watched for ``http.disconnect``:
+        when the client leaves, the stream is closed and sending stops.
+        """
         headers = self.headers
         if self.body is not None:
-            headers.append((b"content-length", str(len(self.body)).encode()))
+            # A new list: sending must leave the response as it was (it may be sent again).
+            headers = [*headers, (b"content-length", str(len(self.body)).encode())]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         if self.stream is None or head:
             await _close_stream(self.stream)
             body = b"" if head or self.body is None else self.body
             await send({"type": "http.response.body", "body": body})
             return
-        await self._send_stream(send, self.stream)
-
-    @staticmethod
-    async def _send_stream(send: Send, stream: Stream) -> None:
-        try:
-            if isinstance(stream, AsyncIterator):
-                async for chunk in stream:
-                    await send(_more(chunk))
-            else:
-                for chunk in stream:
-                    await send(_more(chunk))
-        except OSError:
-            await _close_stream(stream)  # the client left: stop producing
-            return
-        except Exception:
-            # The status has gone out, so there is no error page to send: end
-            # without the final chunk, and the client sees a truncated response.
-            logger.exception("a streamed response failed midway")
-            await _close_stream(stream)
-            return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await _send_stream(send, self.stream, receive)
 
 
 def error_response(status: int, detail: str | None = None) -> Response:
@@ -152,6 +143,101 @@ def _more(chunk: Any) -> dict[str, Any]:
     else:
         raise TypeError(f"a streamed chunk must be str or bytes, not {type(chunk).__name__}")
     return {"type": "http.response.body", "body": body, "more_body": True}
+
+
+async def _send_stream(send: Send, stream: Stream, receive: Receive | None) -> None:
+    """Send each chunk of *stream*, then the end; stop when the client leaves."""
+    # uvicorn, hypercorn, daphne and granian drop what is sent to a departed
+    # client without a word: only http.disconnect says it left, and a
+    # generator waiting for its next event would otherwise wait forever.
+    watch = _DisconnectWatch(receive) if receive is not None else None
+    count = 0
+    try:
+        if isinstance(stream, AsyncIterator):
+            async for chunk in stream:
+                try:
+                    await send(_more(chunk))
+                except OSError:
+                    return  # a server that reports the departure on send (ASGI 2.4)
+                count += 1
+                if count % _CHUNKS_BETWEEN_YIELDS == 0:
+                    await asyncio.sleep(0)
+                if watch is not None and watch.gone:
+                    return  # the stream swallowed the watch's cancellation
+        else:
+            for chunk in stream:
+                try:
+                    await send(_more(chunk))
+                except OSError:
+                    return
+                count += 1
+                if count % _CHUNKS_BETWEEN_YIELDS == 0:
+                    await asyncio.sleep(0)
+                if watch is not None and watch.gone:
+                    return
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if watch is None or not watch.gone or watch.settle():
+            raise  # the server cancelled us, not the client's departure
+    except Exception:
+        # The status has gone out, so there is no error page to send: end
+        # without the final chunk, and the client sees a truncated response.
+        logger.exception("a streamed response failed midway")
+    finally:
+        if watch is not None:
+            watch.stop()
+        # Closing runs the stream's finally clauses; on one that has ended, it does nothing.
+        await _close_quietly(stream)
+
+
+class _DisconnectWatch:
+    """Waits, beside a streamed response, for the client to leave; then cancels the sender.
+
+    One task per streamed response, none per chunk: the sender only reads
+    ``gone`` after each send.
+    """
+
+    __slots__ = ("_settled", "_task", "_watcher", "gone")
+
+    def __init__(self, receive: Receive) -> None:
+        self.gone = False
+        self._settled = False
+        task = asyncio.current_task()
+        assert task is not None, "an ASGI application runs in a task"
+        self._task = task
+        self._watcher = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        try:
+            # Anything before the disconnect is the rest of a body nobody read.
+            while (await receive()).get("type") != "http.disconnect":
+                pass
+        except Exception:
+            return  # a server whose receive() fails: nothing left to watch
+        self.gone = True
+        self._task.cancel()  # wakes a stream that waits for its next item
+
+    def settle(self) -> bool:
+        """Take back this watch's cancellation; True if another one is pending too."""
+        if not self._settled:
+            self._settled = True
+            self._task.uncancel()
+        return self._task.cancelling() > 0
+
+    def stop(self) -> None:
+        """Stop watching; a cancellation the stream swallowed is taken back."""
+        self._watcher.cancel()
+        if self.gone:
+            self.settle()
+
+
+async def _close_quietly(stream: Stream) -> None:
+    """Close *stream*; a failure of its own cleanup is logged, never raised."""
+    try:
+        await _close_stream(stream)
+    except Exception:
+        logger.exception("closing a streamed response failed")
 
 
 async def _close_stream(stream: Stream | None) -> None:

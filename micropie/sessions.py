@@ -6,14 +6,12 @@ import abc
 import copy
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from micropie.redis_sessions import RedisSessionBackend
+from micropie.cookies import SESSION_COOKIE, expired_session_cookie, session_cookie
 
 __all__ = [
     "InMemorySessionBackend",
-    "RedisSessionBackend",
     "SessionBackend",
     "SessionHandle",
     "expired_session_cookie",
@@ -21,33 +19,10 @@ __all__ = [
     "session_cookie",
 ]
 
-#: Name of the cookie that carries the session ID.
-SESSION_COOKIE = "session_id"
-_TOKEN_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
-
 
 def new_session_id() -> str:
     """Return a new random session ID: 256 bits from ``secrets``, URL-safe."""
     return secrets.token_urlsafe(32)
-
-
-def session_cookie(session_id: str, *, secure: bool) -> bytes:
-    """The ``Set-Cookie`` value that hands *session_id* to the browser."""
-    if type(session_id) is not str:
-        raise TypeError(f"session_id must be a str, not {type(session_id).__name__}")
-    if not session_id or not _TOKEN_CHARACTERS.issuperset(session_id):
-        raise ValueError(
-            "session_id must be a non-empty token of ASCII letters, digits and '-_.~' "
-            "(micropie.sessions.new_session_id() makes one)"
-        )
-    secure_flag = "; Secure" if secure else ""
-    return f"{SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Lax{secure_flag}".encode()
-
-
-def expired_session_cookie(*, secure: bool) -> bytes:
-    """The ``Set-Cookie`` value that makes the browser forget its session cookie."""
-    secure_flag = "; Secure" if secure else ""
-    return f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax{secure_flag}".encode()
 
 
 class SessionBackend(abc.ABC):
@@ -204,13 +179,3 @@ class SessionHandle:
             current.pop(key, None)
         await self.save(session_id, current)
         return True
-
-
-def __getattr__(name: str) -> Any:
-    # RedisSessionBackend lives in micropie.redis_sessions, imported on first
-    # use: importing micropie never needs it (nor the redis package).
-    if name == "RedisSessionBackend":
-        from micropie.redis_sessions import RedisSessionBackend
-
-        return RedisSessionBackend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -158,6 +158,7 @@ class TestClient:
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
         chunk_size: int | None = None,
         secure: bool = False,
+        max_chunks: int | None = None,
     ) -> HTTPResponse:
         """Send a request for *path* and return the response.
 
@@ -165,6 +166,10 @@ class TestClient:
         *files*, each ``(filename, content, content_type)``) encoded as a form,
         with a matching ``Content-Type``. With *chunk_size*, the body reaches
         the application in pieces of that size, as from a slow network.
+        With *max_chunks*, the client leaves once that many chunks of the
+        response body have come (an endless stream, say): the application
+        then receives ``http.disconnect``, and a later send raises
+        :class:`ClientDisconnected`.
         """
         headers = dict(headers or {})
         if json is not None:
@@ -182,7 +187,9 @@ class TestClient:
         scope.update(method=method.upper(), scheme="https" if secure else "http")
         size = chunk_size or len(body) or 1
         chunks = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
-        return self._run(self._http(scope, chunks))
+        if max_chunks is not None and (type(max_chunks) is not int or max_chunks < 1):
+            raise ValueError(f"max_chunks must be a positive int, not {max_chunks!r}")
+        return self._run(self._http(scope, chunks, max_chunks))
 
     def get(self, path: str, **options: Any) -> HTTPResponse:
         """Send a ``GET`` request; *options* are those of :meth:`request`."""
@@ -196,22 +203,31 @@ class TestClient:
         """Send a ``POST`` request; *options* are those of :meth:`request`."""
         return self.request("POST", path, **options)
 
-    async def _http(self, scope: dict[str, Any], chunks: list[bytes]) -> HTTPResponse:
+    async def _http(
+        self, scope: dict[str, Any], chunks: list[bytes], max_chunks: int | None = None
+    ) -> HTTPResponse:
         sent: list[Message] = []
         done = asyncio.Event()
+        left = asyncio.Event()  # done, or the client stopped reading
         pending = list(chunks)
 
         async def receive() -> Message:
             if pending:
                 chunk = pending.pop(0)
                 return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
-            await done.wait()
+            await left.wait()
             return {"type": "http.disconnect"}
 
         async def send(message: Message) -> None:
+            if left.is_set() and not done.is_set():
+                raise ClientDisconnected("the test client has left the connection")
             sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                done.set()
+            if message["type"] == "http.response.body":
+                if not message.get("more_body"):
+                    done.set()
+                    left.set()
+                elif max_chunks is not None and len(sent) - 1 >= max_chunks:
+                    left.set()
 
         await self.app(scope, receive, send)
         if not sent or sent[0]["type"] != "http.response.start":

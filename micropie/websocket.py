@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import enum
+import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, NoReturn, TypeVar
+from dataclasses import dataclass
+from typing import Any, Final, Generic, NoReturn, TypeVar
 
 from micropie._asgi import Message, Receive, Send
-from micropie.sessions import session_cookie
+from micropie.cookies import session_cookie
 
 __all__ = ["ConnectionClosed", "MessageTypeError", "WebSocket"]
 
@@ -64,21 +65,91 @@ class MessageTypeError(ValueError, Generic[_Payload]):
         self.data: _Payload = data
 
 
-class _State(enum.Enum):
-    CONNECTING = "connecting"  # the handshake has not been answered
-    ACCEPTING = "accepting"  # accept() is under way
-    OPEN = "open"  # accepted: messages flow both ways
-    CLOSED = "closed"  # the application closed it, or rejected the handshake
-    DISCONNECTED = "disconnected"  # the client went away
+class _State:
+    """Where a connection stands. Plain strings: every message compares against one."""
+
+    CONNECTING: Final = "connecting"  # the handshake has not been answered
+    ACCEPTING: Final = "accepting"  # accept() is under way
+    OPEN: Final = "open"  # accepted: messages flow both ways
+    CLOSED: Final = "closed"  # the application closed it, or rejected the handshake
+    DISCONNECTED: Final = "disconnected"  # the client went away
 
 
-# Module-level names: comparing against them is cheaper than an enum attribute
-# look-up, and every message pays for that comparison.
-_CONNECTING = _State.CONNECTING
-_ACCEPTING = _State.ACCEPTING
-_OPEN = _State.OPEN
-_CLOSED = _State.CLOSED
-_DISCONNECTED = _State.DISCONNECTED
+_PLAIN_SESSION_COOKIE = functools.partial(session_cookie, secure=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Handshake:
+    """What the App knows of the handshake; a WebSocket built by hand knows nothing."""
+
+    secure: bool = False
+    #: What the client offered; None: not known, so not checked.
+    subprotocols: list[str] | None = None
+    #: The ``Set-Cookie`` value that hands a session ID to the client.
+    set_cookie: Callable[[str], bytes] = _PLAIN_SESSION_COOKIE
+    #: Stores a session started by accept().
+    on_session_start: Callable[[str], Awaitable[None]] | None = None
+    #: Servers speaking ASGI 2.0 (daphne) ignore headers in websocket.accept.
+    accept_headers: bool = True
+
+
+_BUILT_BY_HAND = _Handshake()
+
+
+class _ClientDeparted(OSError):
+    """A send noticed that the client had left: *message* is the server's disconnect."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__("the client left")
+        self.message = message
+
+
+class _DepartureWatch:
+    """Sends that notice a departed client, on servers that do not say so.
+
+    uvicorn fails a send to a client that has left (ASGI 2.4); hypercorn and
+    daphne drop the message silently, and a handler that only sends would
+    never learn. Here each send keeps a receive() pending; when it brings the
+    disconnect, the next send raises ``_ClientDeparted``, and a message it
+    brings instead is kept for the next receive. Servers that report the
+    departure themselves never get one of these.
+    """
+
+    __slots__ = ("_pending", "_receive", "_send")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self._pending: asyncio.Future[Message] | None = None
+
+    async def receive(self) -> Message:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            return await pending
+        return await self._receive()
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "websocket.send":
+            pending = self._pending
+            if pending is None:
+                self._pending = asyncio.ensure_future(self._receive())
+            elif pending.done() and not pending.cancelled() and pending.exception() is None:
+                early = pending.result()
+                if early.get("type") == "websocket.disconnect":
+                    self._pending = None
+                    raise _ClientDeparted(early)
+        await self._send(message)
+
+    def stop(self) -> None:
+        """Cancel the pending receive: the handler is done with the connection."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            if pending.done():
+                if not pending.cancelled():
+                    pending.exception()  # retrieved, so asyncio does not warn of it
+            else:
+                pending.cancel()
 
 
 class WebSocket:
@@ -89,62 +160,38 @@ class WebSocket:
     __module__ = "micropie"
     __slots__ = (
         "__weakref__",  # so that a room of sockets can be a WeakSet
-        "_accept_headers",
         "_accepted",
         "_client_close",
-        "_offered_subprotocols",
-        "_on_session_start",
-        "_raw_receive",
-        "_raw_send",
+        "_handshake",
         "_receive",
-        "_secure",
         "_send",
         "_session_id",
         "_state",
-        "_watcher",
+        "_watch",
     )
 
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive = receive
         self._send = send
-        self._state = _CONNECTING
+        self._state: str = _State.CONNECTING
         self._accepted = False
         self._session_id: str | None = None
         # The code and reason the client left with, once it has.
         self._client_close: tuple[int, str] | None = None
-        # What the App knows of the handshake; a WebSocket built by hand
-        # (in a test, say) knows nothing and checks nothing.
-        self._secure = False
-        self._offered_subprotocols: list[str] | None = None
-        self._on_session_start: Callable[[str], Awaitable[None]] | None = None
-        # Servers speaking ASGI 2.0 (daphne) ignore headers in websocket.accept.
-        self._accept_headers = True
-        # On servers that do not fail a send to a departed client, a pending
-        # receive() that tells us when it left (see _watch_sends).
-        self._watcher: asyncio.Future[Message] | None = None
-        self._raw_receive = receive
-        self._raw_send = send
+        self._handshake = _BUILT_BY_HAND
+        self._watch: _DepartureWatch | None = None
 
     @classmethod
     def _for_handshake(
-        cls,
-        receive: Receive,
-        send: Send,
-        *,
-        secure: bool,
-        subprotocols: list[str],
-        on_session_start: Callable[[str], Awaitable[None]],
-        accept_headers: bool,
-        watch_sends: bool,
+        cls, receive: Receive, send: Send, handshake: _Handshake, *, watch_sends: bool
     ) -> WebSocket:
-        """The App's constructor: *on_session_start* stores a session started by accept()."""
+        """The App's constructor; *watch_sends* for servers older than ASGI 2.4."""
         websocket = cls(receive, send)
-        websocket._secure = secure
-        websocket._offered_subprotocols = subprotocols
-        websocket._on_session_start = on_session_start
-        websocket._accept_headers = accept_headers
+        websocket._handshake = handshake
         if watch_sends:
-            websocket._watch_sends()
+            watch = websocket._watch = _DepartureWatch(receive, send)
+            websocket._receive = watch.receive
+            websocket._send = watch.send
         return websocket
 
     # The reference page documents the methods first, then the attributes.
@@ -154,15 +201,16 @@ class WebSocket:
         sending or receiving messages.  If you provide a *session_id*,
         MicroPie sets a ``session_id`` cookie during the handshake.  The
         optional *subprotocol* argument specifies a negotiated subprotocol."""
-        if self._state is not _CONNECTING:
+        if self._state is not _State.CONNECTING:
             raise RuntimeError(
-                f"accept() was called on a WebSocket that is {self._state.value}: "
+                f"accept() was called on a WebSocket that is {self._state}: "
                 "call it once, before sending or receiving"
             )
+        handshake = self._handshake
         headers: list[tuple[bytes, bytes]] = []
         if session_id is not None:
-            headers.append((b"set-cookie", session_cookie(session_id, secure=self._secure)))
-            if not self._accept_headers:
+            headers.append((b"set-cookie", handshake.set_cookie(session_id)))
+            if not handshake.accept_headers:
                 # The cookie would be dropped, and the session stored for nobody.
                 logger.warning(
                     "this server speaks ASGI 2.0, which cannot set a cookie on a WebSocket "
@@ -171,7 +219,7 @@ class WebSocket:
                 headers, session_id = [], None
         if subprotocol is not None:
             self._check_subprotocol(subprotocol)
-        self._state = _ACCEPTING  # a second accept() now fails at once
+        self._state = _State.ACCEPTING  # a second accept() now fails at once
         message = await self._receive()
         if message.get("type") == "websocket.disconnect":
             self._client_left(message)
@@ -183,20 +231,20 @@ class WebSocket:
         await self._send_or_disconnect(
             {"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers}
         )
-        self._state = _OPEN
+        self._state = _State.OPEN
         self._accepted = True
         if session_id is not None:
             self._session_id = session_id
-            if self._on_session_start is not None:
+            if handshake.on_session_start is not None:
                 # Stored now, not only when the handler ends, so that the
                 # client's next connection already finds it.
-                await self._on_session_start(session_id)
+                await handshake.on_session_start(session_id)
 
     async def receive_text(self) -> str:
         """Await a text message from the client.  Returns a string.  Raises
         :class:`~micropie.ConnectionClosed` if the client has disconnected or
         ``ValueError`` if a binary message is received."""
-        if self._state is not _OPEN:
+        if self._state is not _State.OPEN:
             self._refuse("receive")
         message = await self._receive()
         if message.get("type") == "websocket.receive":
@@ -216,7 +264,7 @@ class WebSocket:
         """Await a binary message from the client.  Returns bytes.  Raises
         :class:`~micropie.ConnectionClosed` if the client has disconnected or
         ``ValueError`` if a text message is received."""
-        if self._state is not _OPEN:
+        if self._state is not _State.OPEN:
             self._refuse("receive")
         message = await self._receive()
         if message.get("type") == "websocket.receive":
@@ -238,7 +286,7 @@ class WebSocket:
                 f"send_text() expects str, got {type(data).__name__}; "
                 "use send_bytes() for binary data"
             )
-        if self._state is not _OPEN:
+        if self._state is not _State.OPEN:
             self._refuse("send")
         try:
             await self._send({"type": "websocket.send", "text": data})
@@ -255,7 +303,7 @@ class WebSocket:
                     "use send_text() for text"
                 )
             data = bytes(data)
-        if self._state is not _OPEN:
+        if self._state is not _State.OPEN:
             self._refuse("send")
         try:
             await self._send({"type": "websocket.send", "bytes": data})
@@ -266,7 +314,9 @@ class WebSocket:
         """Close the WebSocket connection.  By default uses code 1000
         (normal closure).  The optional *reason* is sent to the client."""
         if type(code) is not int:
-            raise TypeError(f"close code must be an int, not {type(code).__name__}")
+            if isinstance(code, bool) or not isinstance(code, int):
+                raise TypeError(f"close code must be an int, not {type(code).__name__}")
+            code = int(code)  # an IntEnum member: servers want a plain int
         if code not in _SENDABLE_CLOSE_CODES:
             raise ValueError(
                 f"close code {code} cannot be sent: use 1000-1003, 1007-1014 "
@@ -281,10 +331,10 @@ class WebSocket:
                 f"close reason is {len(reason.encode('utf-8'))} bytes in UTF-8; "
                 f"the protocol allows at most {_MAX_REASON_BYTES}"
             )
-        if self._state is _CLOSED or self._state is _DISCONNECTED:
+        if self._state is _State.CLOSED or self._state is _State.DISCONNECTED:
             return  # closing twice, or after the client left, is harmless
         # Before accept() this rejects the handshake: servers answer HTTP 403.
-        previous, self._state = self._state, _CLOSED
+        previous, self._state = self._state, _State.CLOSED
         try:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
         except OSError:
@@ -314,52 +364,15 @@ class WebSocket:
 
     # Internals: the rare paths, kept out of the methods above.
 
-    def _watch_sends(self) -> None:
-        """Make sends notice a departed client on servers that do not say so.
-
-        uvicorn fails a send to a client that has left (ASGI 2.4); hypercorn
-        and daphne drop the message silently, and a handler that only sends
-        would never learn. Here each send keeps a receive() pending; when it
-        brings the disconnect, the next send raises ConnectionClosed, and a
-        message it brings instead is kept for the next receive_*. Servers that
-        report the departure themselves keep the plain, cheaper path.
-        """
-        self._receive = self._receive_watched
-        self._send = self._send_watched
-
-    async def _receive_watched(self) -> Message:
-        watcher = self._watcher
-        if watcher is not None:
-            self._watcher = None
-            return await watcher
-        return await self._raw_receive()
-
-    async def _send_watched(self, message: Message) -> None:
-        if message.get("type") == "websocket.send":
-            watcher = self._watcher
-            if watcher is None:
-                self._watcher = asyncio.ensure_future(self._raw_receive())
-            elif watcher.done() and not watcher.cancelled() and watcher.exception() is None:
-                early = watcher.result()
-                if early.get("type") == "websocket.disconnect":
-                    self._watcher = None
-                    self._client_left(early)
-        await self._raw_send(message)
-
     def _stop_watching(self) -> None:
-        """Cancel a pending watcher: the handler is done with the connection."""
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            if watcher.done():
-                if not watcher.cancelled():
-                    watcher.exception()  # retrieved, so asyncio does not warn of it
-            else:
-                watcher.cancel()
+        """The handler is done with the connection: no more watching for departures."""
+        if self._watch is not None:
+            self._watch.stop()
 
     def _check_subprotocol(self, subprotocol: str) -> None:
         if not isinstance(subprotocol, str):
             raise TypeError(f"subprotocol must be a str or None, not {type(subprotocol).__name__}")
-        offered = self._offered_subprotocols
+        offered = self._handshake.subprotocols
         if offered is not None and subprotocol not in offered:
             # Clients fail the handshake when the server picks one they did not offer.
             raise ValueError(
@@ -368,7 +381,7 @@ class WebSocket:
             )
 
     def _ensure_still_accepting(self) -> None:
-        if self._state is not _ACCEPTING:  # close() ran while accept() waited
+        if self._state is not _State.ACCEPTING:  # close() ran while accept() waited
             raise RuntimeError("the WebSocket was closed while accept() was waiting")
 
     async def _send_or_disconnect(self, message: Message) -> None:
@@ -378,10 +391,12 @@ class WebSocket:
             self._lost(exc)
 
     def _lost(self, error: OSError) -> NoReturn:
+        if isinstance(error, _ClientDeparted):  # the watch saw the server's disconnect
+            self._client_left(error.message)
         # uvicorn raises ClientDisconnected (an OSError) on a dead socket;
         # handlers see one exception for "the client left", whatever the server.
         # The server had no close frame to give us: 1006.
-        self._state = _DISCONNECTED
+        self._state = _State.DISCONNECTED
         self._client_close = (_ABNORMAL_CLOSURE, "")
         raise ConnectionClosed(_ABNORMAL_CLOSURE) from error
 
@@ -395,13 +410,13 @@ class WebSocket:
         reason = message.get("reason") or ""
         # Some servers echo the application's own close back as a disconnect:
         # the socket stays CLOSED (sending is the app's mistake, a RuntimeError).
-        if self._state is not _CLOSED:
-            self._state = _DISCONNECTED
+        if self._state is not _State.CLOSED:
+            self._state = _State.DISCONNECTED
             self._client_close = (code, reason)
         raise ConnectionClosed(code, reason)
 
     def _refuse(self, action: str) -> NoReturn:
-        if self._state is _CONNECTING or self._state is _ACCEPTING:
+        if self._state is _State.CONNECTING or self._state is _State.ACCEPTING:
             raise RuntimeError(f"cannot {action}: call accept() first")
         if self._client_close is not None:  # DISCONNECTED
             raise ConnectionClosed(*self._client_close)

@@ -23,14 +23,15 @@ SITE_DIR = ROOT / "build" / "site"
 BUILD_TIMEOUT = 240
 
 
-def sphinx_build(builder: str, outdir: Path, *options: str) -> None:
+def sphinx_build(builder: str, outdir: Path, *options: str, source: Path = DOCS_SOURCE) -> None:
     """``sphinx-build -W -n -E -b <builder> -c docs docs/source <outdir>``, as tox runs it.
 
-    Fails the calling test with Sphinx's warnings when the build fails.
+    *source* builds other pages with the site's configuration. Fails the
+    calling test with Sphinx's warnings when the build fails.
     """
     command = [
         sys.executable, "-m", "sphinx", "-W", "-n", "-E", "-q", "-b", builder, *options,
-        "-c", str(DOCS_CONF), str(DOCS_SOURCE), str(outdir),
+        "-c", str(DOCS_CONF), str(source), str(outdir),
     ]  # fmt: skip
     try:
         result = subprocess.run(

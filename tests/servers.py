@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 __all__ = ["REPO_ROOT", "RunningServer", "ServerError", "run_uvicorn"]
@@ -105,13 +105,16 @@ def _answers_http(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def run_uvicorn(app_path: str, *extra_args: str) -> Iterator[RunningServer]:
+def run_uvicorn(
+    app_path: str, *extra_args: str, port: int = 0, cwd: Path | None = None
+) -> Iterator[RunningServer]:
     """Serve *app_path* (``"module:attribute"``) with uvicorn until the block ends.
 
-    *extra_args* go to the uvicorn command line. Raises :class:`ServerError`,
-    with the server's output, if it does not answer HTTP within 15 seconds.
+    *extra_args* go to the uvicorn command line; *port* and *cwd* are as for :func:`run_server`.
+    Raises :class:`ServerError`, with the server's output, if it does not answer
+    HTTP within 15 seconds.
     """
-    with run_server("uvicorn", app_path, *extra_args) as server:
+    with run_server("uvicorn", app_path, *extra_args, port=port, cwd=cwd) as server:
         yield server
 
 
@@ -127,18 +130,24 @@ _FD_ARGUMENTS = {
 
 
 def _start_and_wait(
-    command: list[str], port: int, log_path: Path, pass_fds: tuple[int, ...]
+    command: list[str],
+    port: int,
+    log_path: Path,
+    pass_fds: tuple[int, ...],
+    cwd: Path = REPO_ROOT,
+    env: Mapping[str, str] | None = None,
 ) -> RunningServer:
-    """Start *command* in the repository root; return once it answers HTTP on *port*.
+    """Start *command* in *cwd*, with *env* added to the environment; return
+    once it answers HTTP on *port*.
 
     On failure the process is stopped and :class:`ServerError` raised with its output.
     """
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
     # Append mode: the child writes at the end, whatever the reader does.
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             command,
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -177,27 +186,57 @@ def _stop_group(server: RunningServer) -> None:
 
 
 @contextlib.contextmanager
-def run_server(program: str, app_path: str, *extra_args: str) -> Iterator[RunningServer]:
+def run_server(
+    program: str, app_path: str, *extra_args: str, port: int = 0, cwd: Path | None = None
+) -> Iterator[RunningServer]:
     """Serve *app_path* with *program* (``uvicorn``, ``hypercorn`` or ``daphne``).
 
     As :func:`run_uvicorn` does, the test process binds 127.0.0.1 on an
-    ephemeral port and hands the listening socket to the server, each in the
+    ephemeral port (or on *port*, to start a server again where a stopped one
+    was) and hands the listening socket to the server, each in the
     way it understands (``--fd N`` or ``--bind fd://N``). *extra_args* go to
-    the command line. The server is stopped when the block ends, however it ends.
+    the command line. The server runs in *cwd* (by default the repository root,
+    where ``examples.echo.app:app`` imports). It is stopped when the block ends,
+    however it ends.
+    """
+
+    def command(fd: int) -> list[str]:
+        return [sys.executable, "-m", program, app_path, *_FD_ARGUMENTS[program](fd), *extra_args]
+
+    with run_command(command, name=program, port=port, cwd=cwd or REPO_ROOT) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def run_command(
+    command: Callable[[int], list[str]],
+    *,
+    name: str = "server",
+    port: int = 0,
+    cwd: Path = REPO_ROOT,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[RunningServer]:
+    """Run the server command line ``command(fd)`` until the block ends.
+
+    For command lines taken as they are from elsewhere (a systemd unit, a
+    Dockerfile): *command* puts the listening socket's file descriptor *fd*
+    where the command line names its address. The socket is bound as for
+    :func:`run_server`; the command runs in *cwd*, with *env* added to the
+    environment.
     """
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    fd, log_name = tempfile.mkstemp(prefix=f"micropie-{program}-", suffix=".log")
+    fd, log_name = tempfile.mkstemp(prefix=f"micropie-{name}-", suffix=".log")
     os.close(fd)
     log_path = Path(log_name)
     server: RunningServer | None = None
     try:
-        listener.bind(("127.0.0.1", 0))
+        listener.bind(("127.0.0.1", port))
         listener.listen(128)  # daphne adopts the socket as it is: it must already listen
-        port = listener.getsockname()[1]
-        fd_args = _FD_ARGUMENTS[program](listener.fileno())
-        command = [sys.executable, "-m", program, app_path, *fd_args, *extra_args]
-        server = _start_and_wait(command, port, log_path, (listener.fileno(),))
+        port = listener.getsockname()[1]  # the one the system chose, if port was 0
+        server = _start_and_wait(
+            command(listener.fileno()), port, log_path, (listener.fileno(),), cwd=cwd, env=env
+        )
         listener.close()  # the child has its own copy
         yield server
     finally:
@@ -216,7 +255,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-__all__ += ["free_port", "run_server"]
+__all__ += ["free_port", "run_command", "run_server"]
 
 
 def write_log_config(directory: Path) -> Path:

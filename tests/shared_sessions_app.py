@@ -1,4 +1,4 @@
-"""The chat example with its sessions in a directory that every worker process shares.
+"""The chat room of examples/room/app.py, its sessions in a directory that every worker shares.
 
 For tests/test_workers.py: ``MICROPIE_TEST_SESSION_DIR`` names the directory.
 Not an example to copy: it shows that a backend shared by the workers is
@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from examples.chat.app import ChatApp
+from examples.room.app import ChatRoom
 from micropie.sessions import SessionBackend
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -49,5 +49,5 @@ class DirectoryBackend(SessionBackend):
         partial.replace(path)  # the other worker reads the old file or the new one
 
 
-app = ChatApp()
+app = ChatRoom()
 app.session_backend = DirectoryBackend(Path(os.environ["MICROPIE_TEST_SESSION_DIR"]))

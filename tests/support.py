@@ -1,10 +1,13 @@
-"""Shared test helpers: programs that some tests need."""
+"""Shared test helpers: programs that some tests need, and what pages show."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +29,37 @@ def require_program(name: str) -> str:
     pytest.skip(message)
 
 
+def require_module(name: str) -> None:
+    """Skip the test where the Python package *name* is not installed; in CI, fail it.
+
+    For packages of the ``test`` extra that a test runs as a program
+    (``python -m gunicorn``), as :func:`require_program` does for programs.
+    """
+    if importlib.util.find_spec(name) is not None:
+        return
+    message = f"the Python package {name} is not installed (the test extra has it)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}, and CI must run this test")
+    pytest.skip(message)
+
+
 def micropie_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     """The ERROR records (and worse) of the ``micropie`` logger that *caplog* caught."""
     return [r for r in caplog.records if r.name == "micropie" and r.levelno >= logging.ERROR]
+
+
+def captions_of_file(page: Path, included: str) -> list[str]:
+    """The captions of the ``literalinclude`` blocks of *page* that show *included*.
+
+    *included* is a path from the repository root (``examples/echo/app.py``);
+    an include without a caption counts as ``""``.
+    """
+    pattern = re.compile(
+        rf"^\.\. literalinclude:: (?:\.\./)+{re.escape(included)}\n((?:   .*\n)*)", re.M
+    )
+    text = page.read_text(encoding="utf-8")
+    found = []
+    for options in pattern.findall(text):
+        caption = re.search(r"^   :caption: (.*)$", options, re.M)
+        found.append(caption.group(1).strip() if caption else "")
+    return found

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from micropie import App, ConnectionClosed, WebSocket
+from micropie import App, ConnectionClosed, RedisUnavailable, WebSocket
 from micropie.broadcast import (
     Broadcast,
     BroadcastLost,
@@ -23,7 +23,6 @@ from micropie.broadcast import (
     SubscriberTooSlow,
     Subscription,
 )
-from micropie.redis_sessions import RedisUnavailable
 from micropie.testing import TestClient
 from tests.redis_support import RedisServer, run_redis
 from tests.servers import free_port

@@ -1,14 +1,18 @@
-"""The published WebSocket page: built from the code's docstrings, word for word the reference."""
+"""The published WebSocket page: built from the code's docstrings, word for word the reference.
+
+What the page adds (the exceptions' attributes, the argument errors) comes after
+the reference text, never inside it, and each object is described once.
+"""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
+from tests.docs_site import sphinx_build
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDORED_REFERENCE = ROOT / "tests" / "data" / "websocket_reference.rst"
@@ -26,6 +30,15 @@ DOCUMENTED = [
     "micropie.WebSocket.session_id",
     "micropie.ConnectionClosed",
 ]
+# What the page adds below the reference text, in the page's order.
+ADDED = [
+    "micropie.ConnectionClosed.code",
+    "micropie.ConnectionClosed.reason",
+    "micropie.MessageTypeError",
+    "micropie.MessageTypeError.data",
+]
+# Words the reference text never uses: none of them may show up inside it.
+ADDED_WORDS = ["Errors in detail", "MessageTypeError", "TypeError", "1006", "123 bytes"]
 
 
 class _ArticleText(HTMLParser):
@@ -81,14 +94,7 @@ def _reference_items(source: str) -> list[str]:
 @pytest.fixture(scope="module")
 def built_page(tmp_path_factory: pytest.TempPathFactory) -> _ArticleText:
     out = tmp_path_factory.mktemp("html")
-    result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "-n", "-E", "-q", "-b", "html",
-         "-c", str(ROOT / "docs"), str(ROOT / "docs" / "source"), str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, f"sphinx-build -W -n failed:\n{result.stderr}"
+    sphinx_build("html", out)
     page = _ArticleText()
     page.feed((out / "reference" / "websocket.html").read_text(encoding="utf-8"))
     return page
@@ -117,9 +123,23 @@ def test_every_paragraph_appears_verbatim_in_order(built_page: _ArticleText) -> 
         position = found + len(item)
 
 
-@pytest.mark.parametrize("anchor", DOCUMENTED)
+@pytest.mark.parametrize("anchor", DOCUMENTED + ADDED)
 def test_each_member_is_rendered_once(built_page: _ArticleText, anchor: str) -> None:
     assert built_page.ids.count(anchor) == 1
+
+
+def test_additions_come_after_the_reference_text(built_page: _ArticleText) -> None:
+    text = _normalise("".join(built_page.chunks))
+    position = 0
+    for item in _reference_items(VENDORED_REFERENCE.read_text()):
+        position = text.index(item, position) + len(item)
+    reference, rest = text[:position], text[position:]
+    for word in ADDED_WORDS:
+        assert word not in reference, f"{word!r} appears inside the reference text"
+        assert word in rest, f"{word!r} is missing below the reference text"
+    # The entries too: every added one after every one of the reference's.
+    order = [anchor for anchor in built_page.ids if anchor in DOCUMENTED + ADDED]
+    assert order == DOCUMENTED + ADDED
 
 
 def test_docstrings_are_the_reference_text() -> None:

@@ -11,6 +11,7 @@ factory.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 
@@ -21,7 +22,8 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
 from examples.auth.app import Private
-from tests.servers import RunningServer, run_uvicorn
+from tests.servers import REPO_ROOT, RunningServer, run_uvicorn
+from tests.support import captions_of_file
 
 pytestmark = pytest.mark.e2e
 
@@ -35,9 +37,22 @@ def allowing_www() -> Private:
     return Private(allowed_origins=[WWW])
 
 
+PAGE = REPO_ROOT / "docs" / "source" / "howto" / "auth.rst"
+EXAMPLE = "examples/auth/app.py"
+
+
+def test_the_page_shows_the_file_and_the_command_the_tests_run() -> None:
+    assert captions_of_file(PAGE, EXAMPLE)[0] == "app.py"  # then excerpts, uncaptioned
+    assert set(captions_of_file(PAGE, EXAMPLE)[1:]) == {""}
+    assert "\n   uvicorn app:app\n" in PAGE.read_text(encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    with run_uvicorn("examples.auth.app:app") as running:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    # The page's file, saved as the page says, served with the page's command.
+    directory = tmp_path_factory.mktemp("reader")
+    shutil.copy(REPO_ROOT / EXAMPLE, directory / "app.py")
+    with run_uvicorn("app:app", cwd=directory) as running:
         yield running
 
 

@@ -1,20 +1,25 @@
 """End-to-end: the server's message size limit (docs/source/howto/binary.rst).
 
-examples/echo/app.py under a real uvicorn, started as the page says, with
-``--ws-max-size 65536`` and with uvicorn's default limit, under each of
+examples/echo/app.py, saved as the page says (``app.py``, alone in a
+directory), under a real uvicorn started there with the page's command
+(``--ws-max-size 65536``) and with uvicorn's default limit, under each of
 uvicorn's WebSocket implementations.
 """
 
 from __future__ import annotations
 
+import shlex
+import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.servers import RunningServer, run_uvicorn
+from tests.servers import REPO_ROOT, RunningServer, run_uvicorn
+from tests.support import captions_of_file
 
 pytestmark = pytest.mark.e2e
 
@@ -23,19 +28,36 @@ SETTLE = 0.3  # time for the server to log anything it would log
 LIMIT = 65536  # the --ws-max-size on the page
 DEFAULT_LIMIT = 16 * 1024 * 1024  # uvicorn's default, as the page says
 IMPLEMENTATIONS = ["auto", "websockets-sansio", "websockets", "wsproto"]
+PAGE = REPO_ROOT / "docs" / "source" / "howto" / "binary.rst"
+EXAMPLE = "examples/echo/app.py"
+COMMAND = f"uvicorn app:app --ws-max-size {LIMIT}"
+
+
+def test_the_page_shows_the_file_and_the_command_the_tests_run() -> None:
+    assert captions_of_file(PAGE, EXAMPLE) == ["app.py"]
+    assert f"\n   {COMMAND}\n" in PAGE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def readers_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding the page's file, saved as the page says."""
+    directory = tmp_path_factory.mktemp("reader")
+    shutil.copy(REPO_ROOT / EXAMPLE, directory / "app.py")
+    return directory
 
 
 @pytest.fixture(scope="module", params=IMPLEMENTATIONS)
-def limited_server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
-    with run_uvicorn(
-        "examples.echo.app:app", "--ws-max-size", str(LIMIT), "--ws", request.param
-    ) as server:
+def limited_server(
+    request: pytest.FixtureRequest, readers_directory: Path
+) -> Iterator[RunningServer]:
+    _uvicorn, app, *args = shlex.split(COMMAND)
+    with run_uvicorn(app, *args, "--ws", request.param, cwd=readers_directory) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def default_server() -> Iterator[RunningServer]:
-    with run_uvicorn("examples.echo.app:app") as server:
+def default_server(readers_directory: Path) -> Iterator[RunningServer]:
+    with run_uvicorn("app:app", cwd=readers_directory) as server:
         yield server
 
 

@@ -1,8 +1,13 @@
-"""End-to-end: examples/json_rpc/app.py (docs/source/howto/json.rst) under a real uvicorn."""
+"""End-to-end: examples/json_rpc/app.py (docs/source/howto/json.rst) under a real uvicorn.
+
+The file is saved as the page says (``app.py``, alone in a directory) and
+served there with the page's command, ``uvicorn app:app``.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +16,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.servers import RunningServer, run_uvicorn
+from tests.servers import REPO_ROOT, RunningServer, run_uvicorn
+from tests.support import captions_of_file
 
 pytestmark = pytest.mark.e2e
 
@@ -19,10 +25,21 @@ TIMEOUT = 5.0
 SETTLE = 0.3  # time for the server to log anything it would log
 
 
+PAGE = REPO_ROOT / "docs" / "source" / "howto" / "json.rst"
+EXAMPLE = "examples/json_rpc/app.py"
+
+
+def test_the_page_shows_the_file_and_the_command_the_tests_run() -> None:
+    assert captions_of_file(PAGE, EXAMPLE) == ["app.py"]
+    assert "\n   uvicorn app:app\n" in PAGE.read_text(encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     # The command the page and the module's docstring give, on a port of the test's choosing.
-    with run_uvicorn("examples.json_rpc.app:app") as running:
+    directory = tmp_path_factory.mktemp("reader")
+    shutil.copy(REPO_ROOT / EXAMPLE, directory / "app.py")
+    with run_uvicorn("app:app", cwd=directory) as running:
         yield running
 
 

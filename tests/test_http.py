@@ -1059,3 +1059,20 @@ def test_raising_handler_is_500_without_exception_text_and_traceback_logged(
     assert logged[0].exc_info is not None
     assert SECRET in caplog.text
     assert "Traceback" in caplog.text
+
+
+def test_a_response_sent_twice_carries_one_content_length_each_time() -> None:
+    from micropie.responses import to_response
+
+    response = to_response("hello")
+    starts: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            starts.append(message)
+
+    asyncio.run(response.send(send))
+    asyncio.run(response.send(send))
+    lengths = [[v for k, v in start["headers"] if k == b"content-length"] for start in starts]
+    assert lengths == [[b"5"], [b"5"]]
+    assert all(k != b"content-length" for k, _ in response.headers)

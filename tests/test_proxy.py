@@ -1,4 +1,4 @@
-"""End-to-end: the chat example behind nginx, which terminates TLS (docs/source/howto/proxy.rst).
+"""End-to-end: the chat room behind nginx, which terminates TLS (docs/source/howto/proxy.rst).
 
 The test makes a self-signed certificate with openssl, fills in
 examples/deploy/nginx.conf (listen port, certificate paths, uvicorn's port),
@@ -30,19 +30,20 @@ from tests.servers import (
     run_nginx,
     run_uvicorn,
 )
-from tests.support import require_program
+from tests.support import captions_of_file, require_program
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = 5.0
-CONFIG = REPO_ROOT / "examples" / "deploy" / "nginx.conf"
+CONFIG_PATH = "examples/deploy/nginx.conf"
+CONFIG = REPO_ROOT / CONFIG_PATH
 PAGE = REPO_ROOT / "docs" / "source" / "howto" / "proxy.rst"
 CHAT_LINE = re.compile(r"(guest-\d+): (.*)", re.DOTALL)
 
-# The command the page shows for uvicorn; the test runs it with --fd instead of --port.
-UVICORN_COMMAND = (
-    "uvicorn examples.chat.app:app --port 8000 --proxy-headers --forwarded-allow-ips=127.0.0.1"
-)
+# The command the page shows for uvicorn; the test runs it with --fd instead of --port,
+# and APP, the file the page shows as app.py, in place of app:app.
+UVICORN_COMMAND = "uvicorn app:app --port 8000 --proxy-headers --forwarded-allow-ips=127.0.0.1"
+APP = "examples.room.app:app"
 
 # What the test fills in: each of these occurs exactly once in the config.
 LISTEN = "listen 443 ssl;"
@@ -52,7 +53,11 @@ UPSTREAM = "proxy_pass http://127.0.0.1:8000;"
 
 
 def test_the_page_shows_the_commands_the_tests_run() -> None:
-    page = PAGE.read_text(encoding="utf-8")
+    # A command too long for the page ends its lines in a backslash: join them.
+    page = re.sub(r" \\\n +", " ", PAGE.read_text(encoding="utf-8"))
+    # The files the commands use, shown whole under the names the commands give them.
+    assert captions_of_file(PAGE, "examples/room/app.py") == ["app.py"]
+    assert captions_of_file(PAGE, CONFIG_PATH) == ["nginx.conf"]
     for command in (OPENSSL_COMMAND, NGINX_COMMAND, UVICORN_COMMAND):
         assert f"\n   {command}\n" in page, command
     assert UVICORN_COMMAND in CONFIG.read_text(encoding="utf-8")  # its comment says so too
@@ -67,7 +72,7 @@ def test_the_config_has_each_placeholder_once() -> None:
 def uvicorn_args(command: str) -> list[str]:
     """The arguments of a documented uvicorn command, less the app and the port."""
     words = shlex.split(command)
-    assert words[:4] == ["uvicorn", "examples.chat.app:app", "--port", "8000"]
+    assert words[:4] == ["uvicorn", "app:app", "--port", "8000"]
     return words[4:]
 
 
@@ -108,10 +113,10 @@ class Proxy:
 def proxied_chat(
     directory: Path, certificate: tuple[Path, Path], uvicorn_command: str
 ) -> Iterator[Proxy]:
-    """The chat example under *uvicorn_command*, behind nginx with the example's config."""
+    """The chat room under *uvicorn_command*, behind nginx with the example's config."""
     nginx = require_program("nginx")
     with (
-        run_uvicorn("examples.chat.app:app", *uvicorn_args(uvicorn_command)) as upstream,
+        run_uvicorn(APP, *uvicorn_args(uvicorn_command)) as upstream,
         run_nginx(
             nginx, directory, lambda port: filled_config(port, certificate, upstream.port)
         ) as proxy,

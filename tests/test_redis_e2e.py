@@ -1,7 +1,7 @@
-"""End-to-end: the chat example on Redis, under ``uvicorn --workers 2``.
+"""End-to-end: the chat room of the Redis how-to, and the chat example, under ``--workers 2``.
 
-A real ``redis-server`` (127.0.0.1, an ephemeral port) and the unchanged
-chat example with ``MICROPIE_REDIS_URL`` set. uvicorn's log says which worker
+A real ``redis-server`` (127.0.0.1, an ephemeral port) and each app, unchanged,
+with ``MICROPIE_REDIS_URL`` set. uvicorn's log says which worker
 process accepted each WebSocket (the log format here adds the process ID),
 so the tests know which clients sit on which worker: a message said on one
 worker is heard on the other, and a session made by one worker is known to
@@ -14,6 +14,7 @@ import contextlib
 import copy
 import json
 import re
+import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,13 +24,28 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from tests.redis_support import RedisServer, run_redis
-from tests.servers import RunningServer, ServerError, free_port, run_server
+from tests.servers import REPO_ROOT, RunningServer, ServerError, free_port, run_server
+from tests.support import captions_of_file
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = 5.0
 MAX_CLIENTS = 40
 CHAT_LINE = re.compile(r"(guest-\d{4}): (.*)", re.DOTALL)
+PAGE = REPO_ROOT / "docs" / "source" / "howto" / "redis.rst"
+# The page's command; its app.py is examples/room/app.py. The chat example works alike.
+REDIS_COMMAND = "MICROPIE_REDIS_URL=redis://127.0.0.1:6379/0 uvicorn app:app --workers 2"
+APPS = ["examples.room.app:app", "examples.chat.app:app"]
+
+
+def test_the_page_shows_the_command_the_tests_run() -> None:
+    assert f"\n   {REDIS_COMMAND}\n" in PAGE.read_text(encoding="utf-8")
+    assert captions_of_file(PAGE, "examples/room/app.py")[0] == "app.py"
+
+
+@pytest.fixture(scope="module", params=APPS)
+def app_path(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +69,13 @@ def log_config_with_pids(directory: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def chat_on_redis(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory, app_path: str
 ) -> Iterator[RunningServer]:
     log_config = log_config_with_pids(tmp_path_factory.mktemp("redis-e2e"))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MICROPIE_REDIS_URL", redis_server.url)
-        args = ("--workers", "2", "--log-config", str(log_config))
-        with run_server("uvicorn", "examples.chat.app:app", *args) as server:
+        args = (*shlex.split(REDIS_COMMAND)[3:], "--log-config", str(log_config))
+        with run_server("uvicorn", app_path, *args) as server:
             deadline = time.monotonic() + TIMEOUT
             while server.output.count("Application startup complete.") < 2:
                 assert time.monotonic() < deadline, f"the workers did not start:\n{server.output}"
@@ -149,13 +165,14 @@ def test_a_session_made_by_one_worker_is_known_to_the_other(
     assert seen_on - {maker}, "no return visit reached the other worker"
 
 
-def test_the_chat_fails_at_startup_when_redis_is_unreachable() -> None:
+@pytest.mark.parametrize("app_path", APPS)
+def test_the_chat_fails_at_startup_when_redis_is_unreachable(app_path: str) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MICROPIE_REDIS_URL", url)
         with (
             pytest.raises(ServerError) as failed,
-            run_server("uvicorn", "examples.chat.app:app"),
+            run_server("uvicorn", app_path),
         ):
             pytest.fail("the server started without Redis")
     assert f"cannot reach Redis at {url}" in str(failed.value)

@@ -24,6 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.deploy_apps import SEND_AFTER_LEAVE_SECONDS, describe_close
 from tests.servers import REPO_ROOT, RunningServer, run_server
+from tests.support import captions_of_file
 
 pytestmark = pytest.mark.e2e
 
@@ -121,7 +122,9 @@ def expected(row: str, setup: Setup) -> str:
 def test_the_page_shows_the_commands_the_tests_run() -> None:
     page = PAGE.read_text(encoding="utf-8")
     for setup in SETUPS:
-        assert f"\n   {setup.command('examples.chat.app:app')}\n" in page, setup
+        assert f"\n   {setup.command('app:app')}\n" in page, setup
+    # app:app is the echo example (which the tests serve), shown whole as app.py.
+    assert captions_of_file(PAGE, "examples/echo/app.py") == ["app.py"]
 
 
 def test_the_table_has_a_column_per_setup_and_a_test_per_row() -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from micropie import App, WebSocket
-from micropie.redis_sessions import RedisSessionBackend, RedisUnavailable
+from micropie import App, RedisUnavailable, WebSocket
+from micropie.redis_sessions import RedisSessionBackend
 from micropie.sessions import InMemorySessionBackend, SessionBackend
 from micropie.testing import TestClient
 from tests.redis_support import RedisServer, run_redis

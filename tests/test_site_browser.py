@@ -2,9 +2,11 @@
 
 The module builds the site once into ``build/site`` (gitignored) with the
 command tox uses, serves it over HTTP on 127.0.0.1, and reads it as a reader
-would: the WebSocket reference page with its sections and members, and the
-search page finding ``receive_text``. Screenshots of both are saved in
-``build/site/_screenshots/``.
+would: the WebSocket reference page with its sections and members, the
+search page finding ``receive_text``, every page's code blocks fitting the
+text column at 1280 pixels, the copy buttons copying what a reader types, and
+the benchmark chart legible at the width the Performance page shows it.
+Screenshots are saved in ``build/site/_screenshots/``.
 
 Debian's ``chromium`` package provides the browser (``.ci/run`` installs it);
 Playwright never downloads one. Nothing leaves 127.0.0.1: the pages'
@@ -51,6 +53,12 @@ SECTIONS = {
     ],
     "Attributes": ["micropie.WebSocket.accepted", "micropie.WebSocket.session_id"],
     "Exceptions": ["micropie.ConnectionClosed"],
+    "Errors in detail": [
+        "micropie.ConnectionClosed.code",
+        "micropie.ConnectionClosed.reason",
+        "micropie.MessageTypeError",
+        "micropie.MessageTypeError.data",
+    ],
 }
 
 LOCK_TIMEOUT = 300  # another pytest run building build/site at the same time
@@ -98,7 +106,13 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def site_url(site: Path) -> Iterator[str]:
-    """The site served on 127.0.0.1, on a port the system picks."""
+    with _serve(site) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _serve(site: Path) -> Iterator[str]:
+    """*site* served on 127.0.0.1, on a port the system picks."""
     handler = functools.partial(_QuietHandler, directory=str(site))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
@@ -128,7 +142,18 @@ class Tab:
 
 @pytest.fixture
 def tab(browser: Any, site_url: str) -> Iterator[Tab]:
-    context = browser.new_context(viewport=VIEWPORT, color_scheme="light")
+    with _open_tab(browser, site_url) as tab:
+        yield tab
+
+
+@contextlib.contextmanager
+def _open_tab(browser: Any, site_url: str) -> Iterator[Tab]:
+    """A tab that loads nothing but *site_url*'s pages, and may use the clipboard."""
+    context = browser.new_context(
+        viewport=VIEWPORT,
+        color_scheme="light",
+        permissions=["clipboard-read", "clipboard-write"],
+    )
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
     tab = Tab(context.new_page())
@@ -226,9 +251,151 @@ def test_search_finds_receive_text(tab: Tab, site_url: str) -> None:
     assert not tab.problems, tab.problems
 
 
+# Every <pre> in the page's text that is wider than its box: [its first line,
+# its longest line, its scrollWidth, its clientWidth].
+_OVERFLOWING_CODE = """() => Array.from(document.querySelectorAll("article pre"))
+    .filter(pre => pre.scrollWidth > pre.clientWidth)
+    .map(pre => {
+        const lines = pre.textContent.split("\\n");
+        const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), "");
+        return [lines[0], longest, pre.scrollWidth, pre.clientWidth];
+    })"""
+
+
+def test_no_code_block_scrolls_sideways_at_1280_pixels(tab: Tab, site: Path, site_url: str) -> None:
+    page = tab.page
+    assert page.viewport_size == {"width": 1280, "height": 900}
+    pages = sorted(
+        path.relative_to(site).as_posix()
+        for path in site.rglob("*.html")
+        if not path.relative_to(site).parts[0].startswith("_")
+    )
+    assert WEBSOCKET_PAGE in pages and "howto/testing.html" in pages, pages
+    overflowing = []
+    for name in pages:
+        response = page.goto(site_url + name, wait_until="load")
+        assert response is not None and response.ok, name
+        # The code's font decides the widths: measure once it has loaded.
+        page.evaluate("() => document.fonts.ready.then(() => true)")
+        assert page.locator("article").count() == 1, f"{name} has no <article>"
+        for first, longest, wide, box in page.evaluate(_OVERFLOWING_CODE):
+            overflowing.append(
+                f"{name}: the block starting {first.strip()[:80]!r} is {wide}px wide"
+                f" in a {box}px box; its longest line ({len(longest)} characters):"
+                f" {longest.strip()!r}"
+            )
+    assert not overflowing, "code that scrolls sideways at 1280 px:\n" + "\n".join(overflowing)
+    assert not tab.problems, tab.problems
+
+
+def _copy(page: Any, block: Any) -> str:
+    """Click *block*'s copy button, as a reader does, and read the clipboard."""
+    from playwright.sync_api import expect
+
+    block.hover()
+    button = block.locator("button.copybtn")
+    expect(button).to_be_visible()
+    button.click()
+    expect(button).to_have_attribute("data-tooltip", "Copied!")
+    return str(page.evaluate("() => navigator.clipboard.readText()"))
+
+
+def test_copying_an_example_leaves_out_prompts_and_output(tab: Tab, site_url: str) -> None:
+    page = tab.page
+    response = page.goto(site_url + WEBSOCKET_PAGE, wait_until="load")
+    assert response is not None and response.ok
+    block = page.locator("article div.highlight", has_text="issubclass(MessageTypeError")
+    expect_text = (
+        "from micropie import MessageTypeError\n"
+        "issubclass(MessageTypeError, ValueError)\n"
+        'png = {"type": "websocket.receive", "bytes": b"\\x89PNG"}\n'
+        "run(lambda ws: ws.receive_text(), png)"
+    )
+    # The doctest flag, the output ("True") and the traceback are left behind.
+    assert _copy(page, block) == expect_text
+    assert not tab.problems, tab.problems
+
+
+COPY_PAGE = """Copying
+=======
+
+>>> class Greeter:
+...     greeting = "Hello"
+...
+>>> Greeter.greeting
+'Hello'
+
+.. code-block:: console
+
+   $ python3 -m venv .venv
+   $ .venv/bin/pip install uvicorn \\
+         websockets
+   Successfully installed uvicorn websockets
+   $ .venv/bin/uvicorn app:app
+   INFO:     Uvicorn running
+
+.. code-block:: python
+
+   print("no prompts: copied as it is")
+   print(">>> not a prompt here")
+"""
+
+
+def test_copy_buttons_copy_what_a_reader_types(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The site's configuration on a page with each kind of block, built apart from the site."""
+    source = tmp_path_factory.mktemp("copy-source")
+    (source / "index.rst").write_text(COPY_PAGE, encoding="utf-8")
+    built = tmp_path_factory.mktemp("copy-html")
+    sphinx_build("html", built, source=source)
+    with _serve(built) as url, _open_tab(browser, url) as tab:
+        page = tab.page
+        response = page.goto(url + "index.html", wait_until="load")
+        assert response is not None and response.ok
+        blocks = page.locator("article div.highlight")
+        assert blocks.count() == 3
+        # The "..." line stays as the empty line that ends the class at a prompt.
+        greeter = 'class Greeter:\n    greeting = "Hello"\n\nGreeter.greeting'
+        assert _copy(page, blocks.nth(0)) == greeter
+        # "$ " goes, the output goes, a command continued with "\\" stays whole.
+        assert _copy(page, blocks.nth(1)) == (
+            "python3 -m venv .venv\n"
+            ".venv/bin/pip install uvicorn \\\n"
+            "      websockets\n"
+            ".venv/bin/uvicorn app:app"
+        )
+        assert _copy(page, blocks.nth(2)) == (
+            'print("no prompts: copied as it is")\nprint(">>> not a prompt here")'
+        )
+        assert not tab.problems, tab.problems
+
+
+def test_the_benchmark_chart_is_legible_on_the_performance_page(tab: Tab, site_url: str) -> None:
+    from benchmarks import report
+
+    page = tab.page
+    response = page.goto(site_url + "performance.html", wait_until="load")
+    assert response is not None and response.ok
+    chart = page.locator('article img[src$="results.png"]')
+    chart.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=chart.element_handle()
+    )
+    shown, natural = chart.evaluate("img => [img.getBoundingClientRect().width, img.naturalWidth]")
+    # The PNG is the one benchmarks/report.py draws now, at the size it says.
+    assert natural == report.CHART_WIDTH_INCHES * report.CHART_DPI
+    assert shown >= 700, f"the chart is shown only {shown}px wide"
+    # Its smallest text, in CSS pixels as shown: points -> image pixels -> scaled.
+    smallest = min(report.FONT_SIZES.values()) / 72 * report.CHART_DPI * shown / natural
+    assert smallest >= 12, f"the chart's smallest text is {smallest:.1f}px on the page"
+    _check_screenshot(_screenshot(page, "performance.png"))
+    assert not tab.problems, tab.problems
+
+
 def test_screenshots_are_saved(site: Path) -> None:
-    """Runs after the two above (pytest keeps the file's order): both pictures exist."""
-    for name in ("websocket.png", "search.png"):
+    """Runs after the tests above (pytest keeps the file's order): their pictures exist."""
+    for name in ("websocket.png", "search.png", "performance.png"):
         _check_screenshot(SCREENSHOTS / name)
 
 

@@ -1,14 +1,24 @@
-"""End-to-end: the tutorial's application (examples/tutorial/app.py) under a real uvicorn.
+"""End-to-end: each step of the tutorial (docs/source/tutorial.rst) under a real uvicorn.
 
-What the tutorial tells a reader to do in a browser, done with real clients:
-load the page, post the name form, and talk over the WebSocket with the
-session cookie that the form's answer set.
+The reader saves each step's file as ``app.py`` in a directory of their own
+and runs ``uvicorn app:app`` there. So do these tests: for each step, a
+temporary directory holds only that step's file (examples/tutorial/stepN/app.py)
+under that name, and uvicorn serves ``app:app`` from it on 127.0.0.1. Then
+real clients do what the page tells the reader to do in a browser: load the
+page, post the name form, and talk over the WebSocket with the session cookie
+that the form's answer set. Last, the page's ``test_app.py``, saved next to
+the finished ``app.py``, passes under ``python -m pytest`` in that directory.
 """
 
 from __future__ import annotations
 
-import time
+import os
+import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,16 +26,32 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.servers import RunningServer, run_uvicorn
+from tests.test_tutorial_page import APP_NAME, ROOT, STEP_FILES, page_file
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = 5.0
-SETTLE = 0.3  # time for the server to log anything it would log
+PYTEST_TIMEOUT = 120  # the page's tests take well under a second; this stops a hang
+FINAL = max(STEP_FILES)
+NAME_FORM = '<form method="post" action="/login">'
+
+
+def save_step(step: int, directory: Path) -> Path:
+    """Save the file the page shows for *step* in *directory*, under the page's name."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / STEP_FILES[step], directory / APP_NAME)
+    return directory
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    with run_uvicorn("examples.tutorial.app:app") as running:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """The step ``request.param`` served from a directory that holds only its app.py."""
+    step: int = request.param
+    directory = save_step(step, tmp_path_factory.mktemp(f"tutorial-step{step}"))
+    assert sorted(p.name for p in directory.iterdir()) == [APP_NAME]
+    with run_uvicorn("app:app", cwd=directory) as running:
         yield running
 
 
@@ -34,6 +60,11 @@ def http(server: RunningServer) -> Iterator[httpx.Client]:
     # trust_env=False: never through a proxy from the environment.
     with httpx.Client(base_url=server.http_url, timeout=TIMEOUT, trust_env=False) as client:
         yield client
+
+
+def steps(*numbers: int) -> pytest.MarkDecorator:
+    """Run the test against the server of each of these steps."""
+    return pytest.mark.parametrize("server", numbers, indirect=True, ids=lambda n: f"step{n}")
 
 
 def cookie(session_id: str) -> dict[str, str]:
@@ -67,29 +98,46 @@ def log_in(http: httpx.Client, name: str) -> str:
     return session_id
 
 
+def closed_with(ws: ClientConnection) -> tuple[int, str]:
+    """Wait for the server to close *ws*; return its close code and reason."""
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=TIMEOUT)
+    assert closed.value.rcvd is not None, "the server went away without a close frame"
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+# Step 1: a page.
+
+
+@steps(1, 2, 3, FINAL)
 def test_the_page_is_the_name_form(http: httpx.Client) -> None:
     response = http.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
-    assert '<form method="post" action="/login">' in response.text
+    assert NAME_FORM in response.text
     assert '<input name="name" required>' in response.text
     assert "set-cookie" not in response.headers
 
 
-def test_posting_the_form_sets_the_session_and_changes_the_page(
-    server: RunningServer, http: httpx.Client
-) -> None:
-    mark = server.mark()
-    session_id = log_in(http, "Ada")
+@steps(1, FINAL)
+def test_a_path_that_no_method_answers_is_not_found(http: httpx.Client) -> None:
+    assert http.get("/nowhere").status_code == 404
+
+
+# Step 2: remembering a name.
+
+
+@steps(2, 3, FINAL)
+def test_posting_the_form_sets_the_session_and_changes_the_page(http: httpx.Client) -> None:
+    session_id = log_in(http, " Ada ")
     page = http.get("/", headers=cookie(session_id))
     assert page.status_code == 200
     assert "Signed in as Ada." in page.text
-    assert '"/chat"' in page.text  # the script that opens the WebSocket
+    assert NAME_FORM not in page.text
     assert "set-cookie" not in page.headers  # an unchanged session sets no cookie
-    time.sleep(SETTLE)
-    assert "Traceback" not in server.output_since(mark)
 
 
+@steps(2, 3, FINAL)
 def test_the_name_is_escaped_in_the_page(http: httpx.Client) -> None:
     session_id = log_in(http, "<script>alert(1)</script>")
     page = http.get("/", headers=cookie(session_id)).text
@@ -97,6 +145,7 @@ def test_the_name_is_escaped_in_the_page(http: httpx.Client) -> None:
     assert "<script>alert(1)</script>" not in page
 
 
+@steps(2, 3, FINAL)
 def test_login_refuses_get_and_ignores_a_blank_name(http: httpx.Client) -> None:
     response = http.get("/login")
     assert response.status_code == 405
@@ -107,47 +156,179 @@ def test_login_refuses_get_and_ignores_a_blank_name(http: httpx.Client) -> None:
     assert "set-cookie" not in response.headers
 
 
-def test_the_websocket_greets_by_the_session_name_and_broadcasts(
+@steps(2)
+def test_the_page_of_step_2_has_no_websocket_yet(http: httpx.Client) -> None:
+    page = http.get("/", headers=cookie(log_in(http, "Ada"))).text
+    assert "Signed in as Ada." in page
+    assert "<script>" not in page
+
+
+# Step 3: talking over a WebSocket.
+
+
+@steps(3, FINAL)
+def test_the_page_opens_the_websocket(http: httpx.Client) -> None:
+    page = http.get("/", headers=cookie(log_in(http, "Ada"))).text
+    assert '"/chat"' in page  # the script that opens the WebSocket
+    assert "item.textContent = line;" in page  # messages shown as text, never as markup
+    assert 'if (text.value.trim() !== "") socket.send(text.value);' in page
+
+
+@steps(3, FINAL)
+def test_the_websocket_greets_by_name_signs_messages_and_drops_blank_ones(
     server: RunningServer, http: httpx.Client
 ) -> None:
-    mark = server.mark()
+    with ws_connect(server, log_in(http, "Grace")) as ws:
+        assert ws.recv(timeout=TIMEOUT) == "Hello, Grace!"
+        for message in ["hello", "héllo wörld ✓", "<b>bold</b>"]:
+            ws.send(message)
+            assert ws.recv(timeout=TIMEOUT) == f"Grace: {message}"
+        for blank in ["", "   ", "\n\t"]:
+            ws.send(blank)
+        ws.send("after the blanks")
+        # Messages come back in order: the next one answers the message after the blanks.
+        assert ws.recv(timeout=TIMEOUT) == "Grace: after the blanks"
+
+
+@steps(3, FINAL)
+def test_the_websocket_turns_away_a_visitor_without_a_name(server: RunningServer) -> None:
+    for session_id in (None, "not-a-session-the-server-made"):
+        with ws_connect(server, session_id) as ws:
+            assert closed_with(ws) == (4001, "tell us your name first")
+
+
+@steps(3, FINAL)
+def test_the_websocket_closes_on_a_binary_message(
+    server: RunningServer, http: httpx.Client
+) -> None:
+    with ws_connect(server, log_in(http, "Ada")) as ws:
+        assert ws.recv(timeout=TIMEOUT) == "Hello, Ada!"
+        ws.send(b"\x00\x01")
+        assert closed_with(ws) == (1003, "text messages only")
+
+
+# Step 4: a room.
+
+
+@steps(FINAL)
+def test_a_message_reaches_everyone_in_the_room(server: RunningServer, http: httpx.Client) -> None:
     grace = log_in(http, "Grace")
     alan = log_in(http, "Alan")
     assert grace != alan
     with ws_connect(server, grace) as ws, ws_connect(server, alan) as other:
         assert ws.recv(timeout=TIMEOUT) == "Hello, Grace!"
         assert other.recv(timeout=TIMEOUT) == "Hello, Alan!"
-        for message in ["hello", "", "héllo wörld ✓"]:
+        for message in ["hello", "héllo wörld ✓"]:
             ws.send(message)
             assert ws.recv(timeout=TIMEOUT) == f"Grace: {message}"
             assert other.recv(timeout=TIMEOUT) == f"Grace: {message}"
+        ws.send(" ")
         other.send("hi Grace")
         assert ws.recv(timeout=TIMEOUT) == "Alan: hi Grace"
-    time.sleep(SETTLE)
-    printed = server.output_since(mark)
+        assert other.recv(timeout=TIMEOUT) == "Alan: hi Grace"
+    # One who left is out of the room: a newcomer's message reaches the newcomer alone.
+    with ws_connect(server, log_in(http, "Ada")) as third:
+        assert third.recv(timeout=TIMEOUT) == "Hello, Ada!"
+        third.send("anyone?")
+        assert third.recv(timeout=TIMEOUT) == "Ada: anyone?"
+
+
+@steps(3)
+def test_before_the_room_a_message_goes_back_to_its_sender_only(
+    server: RunningServer, http: httpx.Client
+) -> None:
+    grace, alan = log_in(http, "Grace"), log_in(http, "Alan")
+    with ws_connect(server, grace) as ws, ws_connect(server, alan) as other:
+        assert ws.recv(timeout=TIMEOUT) == "Hello, Grace!"
+        assert other.recv(timeout=TIMEOUT) == "Hello, Alan!"
+        ws.send("hello")
+        assert ws.recv(timeout=TIMEOUT) == "Grace: hello"
+        other.send("hi")
+        # Alan's next message is the answer to his own: Grace's never reached him.
+        assert other.recv(timeout=TIMEOUT) == "Alan: hi"
+
+
+@pytest.mark.parametrize("step", [3, FINAL], ids=lambda n: f"step{n}")
+def test_a_whole_chat_leaves_nothing_in_the_server_log_but_access_lines(
+    step: int, tmp_path: Path
+) -> None:
+    """Everything a visitor does, then the server stopped: its whole output has no error.
+
+    Read once the server has exited, so that nothing it would print is still to come.
+    """
+    with run_uvicorn("app:app", cwd=save_step(step, tmp_path)) as server:
+        with httpx.Client(base_url=server.http_url, timeout=TIMEOUT, trust_env=False) as http:
+            assert http.get("/").status_code == 200
+            grace, alan = log_in(http, "Grace"), log_in(http, "Alan")
+            assert http.get("/", headers=cookie(grace)).status_code == 200
+            assert http.get("/login").status_code == 405
+        with ws_connect(server, grace) as ws, ws_connect(server, alan) as other:
+            assert ws.recv(timeout=TIMEOUT) == "Hello, Grace!"
+            assert other.recv(timeout=TIMEOUT) == "Hello, Alan!"
+            ws.send("hello")
+            assert ws.recv(timeout=TIMEOUT) == "Grace: hello"
+            ws.send("")
+        with ws_connect(server) as ws:
+            assert closed_with(ws) == (4001, "tell us your name first")
+        with ws_connect(server, alan) as ws:
+            assert ws.recv(timeout=TIMEOUT) == "Hello, Alan!"
+            ws.send(b"\x00")
+            assert closed_with(ws) == (1003, "text messages only")
+    printed = server.output
+    assert "Finished server process" in printed  # the whole output, up to the end
     assert "Traceback" not in printed
     assert "ERROR" not in printed
 
 
-def test_the_websocket_turns_away_a_visitor_without_a_name(server: RunningServer) -> None:
-    for session_id in (None, "not-a-session-the-server-made"):
-        with ws_connect(server, session_id) as ws, pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=TIMEOUT)
-        assert closed.value.rcvd is not None
-        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
-            4001,
-            "tell us your name first",
-        )
+# Step 5: running and testing it.
 
 
-def test_the_websocket_closes_on_a_binary_message(
-    server: RunningServer, http: httpx.Client
-) -> None:
-    session_id = log_in(http, "Ada")
-    with ws_connect(server, session_id) as ws:
-        assert ws.recv(timeout=TIMEOUT) == "Hello, Ada!"
-        ws.send(b"\x00\x01")
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=TIMEOUT)
-    assert closed.value.rcvd is not None
-    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1003, "text messages only")
+def test_a_restart_of_the_server_forgets_the_names(tmp_path: Path) -> None:
+    """The sessions live in the server's memory: after a restart, the form again."""
+    directory = save_step(FINAL, tmp_path)
+    with (
+        run_uvicorn("app:app", cwd=directory) as server,
+        httpx.Client(base_url=server.http_url, timeout=TIMEOUT, trust_env=False) as http,
+    ):
+        session_id = log_in(http, "Ada")
+        assert "Signed in as Ada." in http.get("/", headers=cookie(session_id)).text
+    with (
+        run_uvicorn("app:app", cwd=directory) as server,
+        httpx.Client(base_url=server.http_url, timeout=TIMEOUT, trust_env=False) as http,
+    ):
+        page = http.get("/", headers=cookie(session_id))
+        assert page.status_code == 200
+        assert NAME_FORM in page.text
+
+
+def run_pytest(directory: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest`` in *directory*, as the page tells the reader to run it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PYTEST_TIMEOUT,
+    )
+
+
+def test_the_page_test_file_passes_next_to_the_finished_app(tmp_path: Path) -> None:
+    directory = save_step(FINAL, tmp_path)
+    test_file = page_file("test_app.py")
+    (directory / "test_app.py").write_text(test_file, encoding="utf-8")
+    result = run_pytest(directory)
+    tests = len(re.findall(r"^def test_", test_file, re.M))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(rf"^=+ {tests} passed in ", result.stdout, re.M), result.stdout
+
+
+def test_the_page_test_file_fails_a_chat_without_a_room(tmp_path: Path) -> None:
+    """The page's tests can fail: step 3's file, which has no room yet, fails the room's test."""
+    directory = save_step(3, tmp_path)
+    (directory / "test_app.py").write_text(page_file("test_app.py"), encoding="utf-8")
+    result = run_pytest(directory)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = re.findall(r"^FAILED test_app\.py::(\w+)", result.stdout, re.M)
+    assert failed == ["test_a_message_reaches_everyone_in_the_room"], result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 from typing import Any
 
 import pytest
@@ -686,3 +687,105 @@ def test_connection_closed_without_reason_str_names_code() -> None:
     assert exc.code == 1001
     assert exc.reason == ""
     assert "1001" in str(exc)
+
+
+# What the reference page adds below the reference text (reference/websocket.rst).
+
+
+def test_failed_send_reports_code_1006_and_no_reason() -> None:
+    peer = Peer(CONNECT)
+
+    async def scenario() -> None:
+        ws = await opened(peer)
+        peer.send_error = ConnectionResetError("reset by peer")
+        with pytest.raises(ConnectionClosed) as info:
+            await ws.send_text("hello")
+        assert (info.value.code, info.value.reason) == (1006, "")
+        assert str(info.value) == "the WebSocket connection closed with code 1006"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("message", [disconnect(1005), {"type": "websocket.disconnect"}])
+def test_close_without_a_code_reports_1005_and_no_reason(message: dict[str, Any]) -> None:
+    peer = Peer(CONNECT, message)
+
+    async def scenario() -> None:
+        ws = await opened(peer)
+        with pytest.raises(ConnectionClosed) as info:
+            await ws.receive_text()
+        assert (info.value.code, info.value.reason) == (1005, "")
+
+    run(scenario())
+
+
+def test_message_type_error_is_a_value_error_saying_which_method_to_use() -> None:
+    peer = Peer(CONNECT, binary_frame(b"\x89PNG"), text_frame("caption"))
+
+    async def scenario() -> None:
+        ws = await opened(peer)
+        with pytest.raises(ValueError, match=r"use receive_bytes\(\)") as info:
+            await ws.receive_text()
+        assert type(info.value) is MessageTypeError
+        assert info.value.data == b"\x89PNG"
+        with pytest.raises(MessageTypeError, match=r"use receive_text\(\)") as text:
+            await ws.receive_bytes()
+        assert text.value.data == "caption"
+
+    run(scenario())
+
+
+class CloseCode(enum.IntEnum):
+    GOING_AWAY = 1001
+
+
+def test_close_takes_an_int_enum_member_and_sends_its_plain_value() -> None:
+    peer = Peer(CONNECT)
+
+    async def scenario() -> None:
+        ws = peer.websocket()
+        await ws.accept()
+        await ws.close(CloseCode.GOING_AWAY, "bye")
+
+    run(scenario())
+    code = peer.sent[-1]["code"]
+    assert peer.sent[-1] == {"type": "websocket.close", "code": 1001, "reason": "bye"}
+    assert type(code) is int
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "error", "words"),
+    [
+        ("send_text", (b"hello",), TypeError, "send_text() expects str, got bytes"),
+        ("send_text", (42,), TypeError, "send_text() expects str, got int"),
+        ("send_bytes", ("hello",), TypeError, "send_bytes() expects bytes, got str"),
+        ("send_bytes", ([1, 2],), TypeError, "send_bytes() expects bytes, got list"),
+        ("close", ("1000",), TypeError, "close code must be an int, not str"),
+        ("close", (True,), TypeError, "close code must be an int, not bool"),
+        ("close", (1006,), ValueError, "close code 1006 cannot be sent: use 1000-1003, 1007-1014"),
+        ("close", (4000, b"bye"), TypeError, "close reason must be a str, not bytes"),
+        ("close", (4000, "é" * 62), ValueError, "close reason is 124 bytes in UTF-8"),
+    ],
+)
+@pytest.mark.parametrize("state", ["before accept", "open", "closed", "client gone"])
+def test_wrong_arguments_raise_in_every_state_and_send_nothing(
+    method: str, args: tuple[Any, ...], error: type[Exception], words: str, state: str
+) -> None:
+    peer = Peer(CONNECT, disconnect(1001))
+
+    async def scenario() -> None:
+        ws = peer.websocket()
+        if state != "before accept":
+            await ws.accept()
+        if state == "closed":
+            await ws.close()
+        elif state == "client gone":
+            with pytest.raises(ConnectionClosed):
+                await ws.receive_text()
+        sent = len(peer.sent)
+        with pytest.raises(error) as info:
+            await getattr(ws, method)(*args)
+        assert words in str(info.value)
+        assert len(peer.sent) == sent
+
+    run(scenario())

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from micropie import ConnectionClosed, WebSocket
+from micropie.websocket import _Handshake
 from tests.test_websocket import CONNECT, Peer, disconnect, opened, run, text_frame
 
 
@@ -152,15 +153,8 @@ def test_on_an_asgi_2_0_server_accept_sets_no_cookie_and_starts_no_session() -> 
         started.append(session_id)
 
     async def scenario() -> WebSocket:
-        ws = WebSocket._for_handshake(
-            peer.receive,
-            peer.send,
-            secure=False,
-            subprotocols=[],
-            on_session_start=start,
-            accept_headers=False,
-            watch_sends=False,
-        )
+        handshake = _Handshake(subprotocols=[], on_session_start=start, accept_headers=False)
+        ws = WebSocket._for_handshake(peer.receive, peer.send, handshake, watch_sends=False)
         await ws.accept(session_id="abc")
         return ws
 

@@ -26,6 +26,7 @@ import micropie.redis_sessions
 import micropie.sessions
 from micropie.sessions import InMemorySessionBackend, SessionBackend
 from tests.servers import (
+    NGINX_COMMAND,
     REPO_ROOT,
     RunningServer,
     make_certificate,
@@ -33,7 +34,7 @@ from tests.servers import (
     run_server,
     run_uvicorn,
 )
-from tests.support import require_program
+from tests.support import captions_of_file, require_program
 
 pytestmark = pytest.mark.e2e
 
@@ -44,10 +45,12 @@ NOT_HEARD_WAIT = 1.0
 CHAT_LINE = re.compile(r"(guest-\d+): (.*)", re.DOTALL)
 PAGE = REPO_ROOT / "docs" / "source" / "howto" / "workers.rst"
 STICKY_CONFIG = REPO_ROOT / "examples" / "deploy" / "nginx-sticky.conf"
-WORKERS_COMMAND = "uvicorn examples.chat.app:app --workers 2"
+# The page's commands serve app.py, which is this file: the tests run it for app:app.
+APP = "examples.room.app:app"
+WORKERS_COMMAND = "uvicorn app:app --workers 2"
 STICKY_COMMANDS = [
-    "uvicorn examples.chat.app:app --port 8001 --proxy-headers --forwarded-allow-ips=127.0.0.1",
-    "uvicorn examples.chat.app:app --port 8002 --proxy-headers --forwarded-allow-ips=127.0.0.1",
+    "uvicorn app:app --port 8001 --proxy-headers --forwarded-allow-ips=127.0.0.1",
+    "uvicorn app:app --port 8002 --proxy-headers --forwarded-allow-ips=127.0.0.1",
 ]
 MAX_CLIENTS = 40  # enough for both workers to get some, however the system deals them out
 
@@ -56,17 +59,22 @@ def test_the_pages_show_the_commands_the_tests_run() -> None:
     page = PAGE.read_text(encoding="utf-8")
     config = STICKY_CONFIG.read_text(encoding="utf-8")
     assert f"\n   {WORKERS_COMMAND}\n" in page
+    assert f"\n   {NGINX_COMMAND}\n" in page
     for command in STICKY_COMMANDS:
         assert f"#   {command}\n" in config
+    # The files the commands use, shown whole under the names the commands give them.
+    assert captions_of_file(PAGE, "examples/room/app.py") == ["app.py"]
+    assert captions_of_file(PAGE, "examples/deploy/nginx-sticky.conf") == ["nginx.conf"]
 
 
 def test_micropie_ships_the_in_memory_and_the_redis_backend() -> None:
     backends = [
-        getattr(micropie.sessions, name)
-        for name in micropie.sessions.__all__
-        if inspect.isclass(getattr(micropie.sessions, name))
-        and issubclass(getattr(micropie.sessions, name), SessionBackend)
-        and not inspect.isabstract(getattr(micropie.sessions, name))
+        getattr(module, name)
+        for module in (micropie.sessions, micropie.redis_sessions)
+        for name in module.__all__
+        if inspect.isclass(getattr(module, name))
+        and issubclass(getattr(module, name), SessionBackend)
+        and not inspect.isabstract(getattr(module, name))
     ]
     assert backends == [InMemorySessionBackend, micropie.redis_sessions.RedisSessionBackend]
 
@@ -220,7 +228,7 @@ def test_connections_are_spread_over_both_worker_processes() -> None:
 
 @pytest.fixture(scope="module")
 def chat_with_workers() -> Iterator[RunningServer]:
-    with run_server("uvicorn", "examples.chat.app:app", *worker_args()) as server:
+    with run_server("uvicorn", APP, *worker_args()) as server:
         wait_for_workers(server)
         yield server
 
@@ -276,7 +284,7 @@ def sticky(
     context = ssl.create_default_context(cafile=str(certificate[0]))
     with contextlib.ExitStack() as stack:
         upstreams = [
-            stack.enter_context(run_uvicorn("examples.chat.app:app", *shlex.split(command)[4:]))
+            stack.enter_context(run_uvicorn(APP, *shlex.split(command)[4:]))
             for command in STICKY_COMMANDS
         ]
         ports = [upstream.port for upstream in upstreams]

@@ -1,9 +1,10 @@
 """A WebSocket that only logged-in users of this site may open.
 
-Run it with ``uvicorn examples.auth.app:app``, open http://127.0.0.1:8000/
-and log in as ``ada`` with the password ``lovelace`` (a demonstration
-account). The page then opens a WebSocket to ``/private``, which answers
-every message with the name of the user who sent it.
+Save it as ``app.py``, serve it with ``uvicorn app:app``, open
+http://127.0.0.1:8000/ and log in as ``ada`` with the password ``lovelace``
+(a demonstration account). The page then opens a WebSocket to
+``/private``, which answers every message with the name of the user who
+sent it.
 
 Two checks guard the WebSocket: the handler reads the user from the
 session that the login form started, and MicroPie itself refuses (with

@@ -1,8 +1,10 @@
 """A chat room: each message anyone sends reaches everyone, signed with a name.
 
 Run it with ``uvicorn examples.chat.app:app`` and open http://127.0.0.1:8000/
-in two browser tabs. Each visitor gets a guest name, kept in its session so
-that it survives a reload.
+in two browsers (or a normal and a private window). Each visitor gets a guest
+name, kept in its session so that it survives a reload, and can change it.
+The page (``page.html``) shows whether it is connected, and reconnects by
+itself when the connection drops.
 
 With ``MICROPIE_REDIS_URL=redis://127.0.0.1:6379/0`` set, sessions and the
 room live in Redis, so that several workers or hosts serve one room.
@@ -10,41 +12,20 @@ room live in Redis, so that several workers or hosts serve one room.
 
 import asyncio
 import contextlib
+import html
 import os
 import secrets
+from pathlib import Path
 
 from micropie import App, ConnectionClosed, MessageTypeError, WebSocket
 from micropie.broadcast import Broadcast, SubscriberTooSlow, Subscription
 from micropie.sessions import new_session_id
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>MicroPie chat</title></head>
-<body>
-  <ul id="messages"></ul>
-  <form id="form"><input id="text" autocomplete="off" autofocus> <button>Send</button></form>
-  <script>
-    const messages = document.getElementById("messages");
-    const text = document.getElementById("text");
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}/chat`);
-    socket.onmessage = (event) => {
-      const item = document.createElement("li");
-      item.textContent = event.data;  // text, never HTML: a message cannot inject markup
-      messages.append(item);
-    };
-    document.getElementById("form").onsubmit = (event) => {
-      event.preventDefault();
-      if (text.value) {
-        socket.send(text.value);
-        text.value = "";
-      }
-    };
-  </script>
-</body>
-</html>
-"""
+# Read once, at import: serving the page costs one string replacement.
+PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
 
+#: The longest name a visitor may take.
+MAX_NAME = 24
 
 ROOM = "chat"
 
@@ -65,17 +46,32 @@ class ChatApp(App):
         self.shutdown_handlers.append(self.broadcast.disconnect)
 
     def index(self) -> str:
-        return PAGE
+        session = self.request.session
+        if "name" not in session:
+            session["name"] = guest_name()
+        return PAGE.replace("{{ name }}", html.escape(session["name"]))
+
+    def rename(self) -> tuple[int, dict[str, str]] | tuple[int, dict[str, str], dict[str, str]]:
+        """POST a form with ``name``: the visitor's new name, or 400 and why not."""
+        if self.request.method != "POST":
+            return 405, {"error": "send the new name with POST"}, {"Allow": "POST"}
+        wanted = self.request.form("name")
+        if wanted is None:
+            return 400, {"error": "send the new name as the form field 'name'"}
+        try:
+            name = check_name(wanted)
+        except ValueError as bad:
+            return 400, {"error": str(bad)}
+        self.request.session["name"] = name
+        return 200, {"name": name}
 
     async def ws_chat(self, ws: WebSocket) -> None:
-        session = self.request.session
-        if "name" in session:  # a returning visitor: its session cookie was valid
-            await ws.accept()
-        else:
-            session["name"] = f"guest-{secrets.randbelow(10_000):04d}"
-            await ws.accept(session_id=new_session_id())
-        name = session["name"]
+        # Subscribed before the handshake ends, so that the client hears
+        # everything said once it is connected.
         async with self.broadcast.subscribe(ROOM) as room:
+            name = await self._join(ws)
+            if name is None:
+                return
             # Two tasks: this one reads the socket, the other relays the room.
             relay = asyncio.create_task(self._relay(room, ws))
             try:
@@ -86,11 +82,32 @@ class ChatApp(App):
                         await _stop(relay)  # first, so that nothing is sent on a closed socket
                         await ws.close(1003, "this room takes text messages only")
                         return
-                    await self.broadcast.publish(ROOM, f"{name}: {text}")
+                    if text and not text.isspace():  # blank ones say nothing: dropped
+                        await self.broadcast.publish(ROOM, f"{name}: {text}")
             finally:
                 await _stop(relay)
 
-    # The leading underscore keeps this method from becoming a route.
+    # The leading underscores keep these methods from becoming routes.
+    async def _join(self, ws: WebSocket) -> str | None:
+        """Accept *ws*; return the visitor's name, or ``None`` if it was refused."""
+        session = self.request.session
+        # The page names itself (?name=), so that a visitor keeps its name
+        # when a restarted server has forgotten its session.
+        wanted = self.request.query("name")
+        if wanted is None:
+            name = session.get("name") or guest_name()
+        else:
+            try:
+                name = check_name(wanted)
+            except ValueError as bad:
+                await ws.accept()  # then close: a browser sees the close reason, never a refusal's
+                await ws.close(1008, f"bad name: {bad}")
+                return None
+        known = "name" in session  # a returning visitor: its session cookie was valid
+        session["name"] = name  # saved when the connection ends, or at accept() if new
+        await ws.accept(session_id=None if known else new_session_id())
+        return name
+
     async def _relay(self, room: Subscription, ws: WebSocket) -> None:
         try:
             async for message in room:
@@ -100,6 +117,24 @@ class ChatApp(App):
         except SubscriberTooSlow:
             with contextlib.suppress(Exception):
                 await ws.close(1013, "too far behind; reconnect")
+
+
+def guest_name() -> str:
+    return f"guest-{secrets.randbelow(10_000):04d}"
+
+
+def check_name(wanted: str) -> str:
+    """*wanted* without surrounding spaces, if it makes a name; else ``ValueError`` saying why."""
+    name = wanted.strip()
+    if not name:
+        raise ValueError("a name cannot be empty")
+    if len(name) > MAX_NAME:
+        raise ValueError(f"a name has at most {MAX_NAME} characters")
+    if ":" in name:  # a message reads "name: text", so the first ": " must end the name
+        raise ValueError("a name cannot contain ':'")
+    if not name.isprintable():
+        raise ValueError("a name cannot contain control or invisible characters")
+    return name
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -1,6 +1,7 @@
 """The smallest MicroPie app: a WebSocket at /echo that sends every message back.
 
-Run it with ``uvicorn examples.echo.app:app`` and connect to ws://127.0.0.1:8000/echo.
+Save it as ``app.py``, serve it with ``uvicorn app:app`` and connect to
+ws://127.0.0.1:8000/echo.
 """
 
 from micropie import App, MessageTypeError, WebSocket

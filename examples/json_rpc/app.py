@@ -1,6 +1,6 @@
 """A small JSON-RPC 2.0 service on a WebSocket at /rpc.
 
-Run it with ``uvicorn examples.json_rpc.app:app`` and send text messages
+Save it as ``app.py``, serve it with ``uvicorn app:app`` and send text messages
 such as ``{"jsonrpc": "2.0", "id": 1, "method": "add", "params": [1, 2]}``
 to ws://127.0.0.1:8000/rpc; the answer is
 ``{"jsonrpc":"2.0","id":1,"result":3}``.

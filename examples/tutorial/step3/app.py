@@ -1,13 +1,9 @@
-"""The tutorial's application: a chat room with a page, a session and a WebSocket.
-
-Run it from the repository root with ``uvicorn examples.tutorial.app:app``
-and open http://127.0.0.1:8000/ in a browser.
-"""
+"""A chat room, built step by step in MicroPie's tutorial."""
 
 from html import escape
 from string import Template
 
-from micropie import App, ConnectionClosed, MessageTypeError, WebSocket
+from micropie import App, MessageTypeError, WebSocket
 
 NAME_FORM = """<!doctype html>
 <html lang="en">
@@ -33,14 +29,16 @@ CHAT_PAGE = Template("""<!doctype html>
     const text = document.getElementById("text");
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + location.host + "/chat");
-    socket.onmessage = (event) => {
+    function show(line) {
       const item = document.createElement("li");
-      item.textContent = event.data;
+      item.textContent = line;  // as text: a message can never add markup to the page
       messages.append(item);
-    };
+    }
+    socket.onmessage = (event) => show(event.data);
+    socket.onclose = (event) => show("Disconnected. " + event.reason);
     document.getElementById("say").onsubmit = (event) => {
       event.preventDefault();
-      socket.send(text.value);
+      if (text.value.trim() !== "") socket.send(text.value);
       text.value = "";
     };
   </script>
@@ -49,11 +47,7 @@ CHAT_PAGE = Template("""<!doctype html>
 """)
 
 
-class Tutorial(App):
-    def __init__(self) -> None:
-        super().__init__()
-        self.room: set[WebSocket] = set()  # everyone connected to /chat
-
+class ChatRoom(App):
     def index(self) -> str:
         name = self.request.session.get("name")
         if name is None:
@@ -74,26 +68,14 @@ class Tutorial(App):
             await ws.close(4001, "tell us your name first")
             return
         await ws.send_text(f"Hello, {name}!")
-        self.room.add(ws)
-        try:
-            while True:
-                try:
-                    text = await ws.receive_text()
-                except MessageTypeError:
-                    self.room.discard(ws)  # first, so that nobody sends to it once closed
-                    await ws.close(1003, "text messages only")
-                    return
-                await self._broadcast(f"{name}: {text}")
-        finally:
-            self.room.discard(ws)
-
-    async def _broadcast(self, message: str) -> None:
-        # The leading underscore: a helper, not a route.
-        for member in list(self.room):
+        while True:
             try:
-                await member.send_text(message)
-            except ConnectionClosed:
-                self.room.discard(member)  # gone without a goodbye
+                text = await ws.receive_text()
+            except MessageTypeError:
+                await ws.close(1003, "text messages only")
+                return
+            if text.strip():  # a blank message says nothing: drop it
+                await ws.send_text(f"{name}: {text}")
 
 
-app = Tutorial()
+app = ChatRoom()

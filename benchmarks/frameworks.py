@@ -1,21 +1,17 @@
-"""The frameworks under test: which Python runs each, and how its process is started.
-
-Every framework runs in processes of its own, started from ``benchmarks/suite``
-(the harness and the four applications). The repository root is on the
-path only for this repository's MicroPie; the ``micropie`` release on PyPI,
-another project under the same name, runs from its own virtual environment,
-``benchmarks/.venvs/pypi-micropie``, which :func:`ensure_pypi_venv` creates.
+"""The frameworks: an application module of ``benchmarks/suite`` each, and the Python
+and ``sys.path`` of its processes. They start in ``benchmarks/suite``, so a micropie is
+importable only where a framework puts one: this repository's (or ``--micropie-source``'s)
+by ``PYTHONPATH``, the PyPI release (another project of that name) in its own venv.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,162 +20,96 @@ REPO_ROOT = BENCHMARKS_DIR.parent
 SUITE_DIR = BENCHMARKS_DIR / "suite"
 HARNESS = SUITE_DIR / "harness.py"
 PYPI_VENV = BENCHMARKS_DIR / ".venvs" / "pypi-micropie"
-
-#: In the order of the table's columns: the floor first.
-FRAMEWORKS = ("raw", "micropie", "starlette", "pypi-micropie")
-LABELS = {
-    "raw": "raw ASGI",
-    "micropie": "micropie (this repo)",
-    "starlette": "Starlette",
-    "pypi-micropie": "micropie (PyPI)",
-}
-APP_MODULES = {
-    "raw": "app_raw",
-    "micropie": "app_micropie",
-    "starlette": "app_starlette",
-    "pypi-micropie": "app_pypi_micropie",
-}
-
-#: What the PyPI environment needs besides micropie, pinned to the versions
-#: this environment has, so that both sides of the comparison run the same server.
+PYPI_PYTHON = PYPI_VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+#: Installed into the PyPI environment at this environment's versions, so that
+#: both sides of the comparison run the same server.
 SERVER_PACKAGES = ("uvicorn", "websockets", "uvloop", "httptools")
-
-HARNESS_TIMEOUT = 1800.0
 
 
 class BenchmarkFailed(RuntimeError):
     """A framework's process failed, or answered a workload wrongly."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Framework:
-    """One framework: the Python that runs it, and the environment of its processes."""
+    """An application module (``module:app``), and where its processes find their packages."""
 
     name: str
-    python: Path
-    env: dict[str, str]
-    #: Where its ``micropie`` must be imported from (None: not checked).
-    micropie_home: Path | None
+    label: str
+    module: str
+    colour: str
+    python: Path = Path(sys.executable)
+    #: Put first on sys.path (None: nothing is).
+    source: Path | None = None
+    #: Where the micropie its processes import must come from (None: not checked).
+    micropie_home: Path | None = None
 
     @property
-    def label(self) -> str:
-        return LABELS[self.name]
-
-    @property
-    def app_module(self) -> str:
-        return APP_MODULES[self.name]
+    def env(self) -> dict[str, str]:
+        """What its processes' environment changes (an empty PYTHONPATH is none)."""
+        path = "" if self.source is None else str(self.source)
+        return {"PYTHONPATH": path, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
 
 
-def venv_python(venv: Path) -> Path:
-    if os.name == "nt":
-        return venv / "Scripts" / "python.exe"
-    return venv / "bin" / "python"
+#: In the order of the table's columns: the floor first.
+FRAMEWORKS = {
+    "raw": Framework("raw", "raw ASGI", "app_raw", "#9e9e9e"),
+    "micropie": Framework(
+        "micropie", "micropie (this repo)", "app_micropie", "#d9480f",
+        source=REPO_ROOT, micropie_home=REPO_ROOT / "micropie",
+    ),
+    "starlette": Framework("starlette", "Starlette", "app_starlette", "#1971c2"),
+    "pypi-micropie": Framework(
+        "pypi-micropie", "micropie (PyPI)", "app_pypi_micropie", "#f59f00",
+        python=PYPI_PYTHON, micropie_home=PYPI_VENV,
+    ),
+}  # fmt: skip
+LABELS = {name: framework.label for name, framework in FRAMEWORKS.items()}
 
 
-def _clean_env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env["PYTHONUNBUFFERED"] = "1"
-    env["NO_COLOR"] = "1"
-    return env
+def get_framework(name: str, micropie_source: Path | None = None) -> Framework:
+    """Framework *name*; ``micropie`` from *micropie_source*'s micropie/ if given."""
+    if name == "micropie" and micropie_source is not None:
+        source = check_source(micropie_source.resolve())
+        return dataclasses.replace(
+            FRAMEWORKS[name], source=source, micropie_home=source / "micropie"
+        )
+    return FRAMEWORKS[name]
 
 
-def get_framework(name: str) -> Framework:
-    if name not in FRAMEWORKS:
-        raise ValueError(f"unknown framework {name!r}; the frameworks are {', '.join(FRAMEWORKS)}")
-    env = _clean_env()
-    python = Path(sys.executable)
-    home: Path | None = None
-    if name == "micropie":
-        env["PYTHONPATH"] = str(REPO_ROOT)  # this checkout, whatever is installed
-        home = REPO_ROOT / "micropie"
-    elif name == "pypi-micropie":
-        python = venv_python(PYPI_VENV)
-        home = PYPI_VENV
-    return Framework(name, python, env, home)
+def check_source(path: Path) -> Path:
+    """*path* if it holds a micropie/ package; else ValueError, saying so."""
+    if not (path / "micropie" / "__init__.py").is_file():
+        raise ValueError(f"{path} holds no micropie/ package (no micropie/__init__.py)")
+    return path
 
 
 def pypi_venv_exists() -> bool:
-    return venv_python(PYPI_VENV).exists()
+    return PYPI_PYTHON.exists()
 
 
-def server_pins() -> list[str]:
-    """``name==version`` for each server package installed here."""
+def ensure_pypi_venv() -> None:
+    """Create ``benchmarks/.venvs/pypi-micropie`` if need be, and install micropie and the
+    server packages there (pip does nothing, offline, when they already are)."""
     pins = []
     for package in SERVER_PACKAGES:
         try:
             pins.append(f"{package}=={importlib.metadata.version(package)}")
         except importlib.metadata.PackageNotFoundError:
             continue
-    return pins
-
-
-def _installed_in(python: Path, packages: list[str]) -> dict[str, str | None]:
-    script = (
-        "import importlib.metadata as m, json, sys\n"
-        "found = {}\n"
-        "for name in sys.argv[1:]:\n"
-        "    try:\n"
-        "        found[name] = m.version(name)\n"
-        "    except m.PackageNotFoundError:\n"
-        "        found[name] = None\n"
-        "print(json.dumps(found))\n"
-    )
-    result = subprocess.run(
-        [str(python), "-c", script, *packages],
-        capture_output=True,
-        text=True,
-        cwd=SUITE_DIR,
-        env=_clean_env(),
-        check=True,
-    )
-    found: dict[str, str | None] = json.loads(result.stdout)
-    return found
-
-
-def ensure_pypi_venv(log: Any = print) -> None:
-    """Create ``benchmarks/.venvs/pypi-micropie`` with ``python -m venv`` and
-    ``pip install micropie``, plus the server packages at this environment's
-    versions; reuse it when it already has them. Needs PyPI the first time."""
-    pins = server_pins()
-    python = venv_python(PYPI_VENV)
-    where = PYPI_VENV.relative_to(REPO_ROOT)
+    env = {**os.environ, **FRAMEWORKS["raw"].env}
+    pip = [str(PYPI_PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     try:
-        if python.exists():
-            names = ["micropie", *(pin.split("==")[0] for pin in pins)]
-            installed = _installed_in(python, names)
-            missing = [p for p in pins if installed.get(p.split("==")[0]) != p.split("==")[1]]
-            if installed.get("micropie") and not missing:
-                return
-        else:
-            log(f"creating {where} (python -m venv)")
+        if not pypi_venv_exists():
+            print(f"creating {PYPI_VENV} (python -m venv), and installing micropie from PyPI")
             subprocess.run([sys.executable, "-m", "venv", str(PYPI_VENV)], check=True)
-        log(f"installing micropie from PyPI into {where}, with {', '.join(pins)}")
-        command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run([*command, "micropie", *pins], check=True, cwd=SUITE_DIR, env=_clean_env())
+        subprocess.run([*pip, "micropie", *pins], check=True, cwd=SUITE_DIR, env=env)
     except (OSError, subprocess.CalledProcessError) as exc:
         raise BenchmarkFailed(
-            f"could not set up {where} ({exc}); it needs `python -m venv` and PyPI once. "
+            f"could not set up {PYPI_VENV} ({exc}); it needs `python -m venv` and PyPI once. "
             "Delete the directory to start it again, or leave the PyPI release out with "
             "--frameworks raw,micropie,starlette"
         ) from exc
-
-
-def server_options() -> dict[str, str]:
-    """The uvicorn implementations every framework is served with: the fastest
-    ones installed here (the PyPI environment gets the same versions)."""
-
-    def has(module: str) -> bool:
-        try:
-            return importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            return False
-
-    sansio = has("uvicorn.protocols.websockets.websockets_sansio_impl")
-    return {
-        "loop": "uvloop" if has("uvloop") else "asyncio",
-        "http": "httptools" if has("httptools") else "h11",
-        "ws": "websockets-sansio" if sansio else "websockets",
-    }
 
 
 def run_harness(framework: Framework, spec: dict[str, Any]) -> dict[str, Any]:
@@ -187,39 +117,23 @@ def run_harness(framework: Framework, spec: dict[str, Any]) -> dict[str, Any]:
     command = [
         str(framework.python),
         str(HARNESS),
-        json.dumps({**spec, "framework": framework.name}),
+        json.dumps({**spec, "module": framework.module}),
     ]
+    env = {**os.environ, **framework.env}
     try:
-        completed = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            cwd=SUITE_DIR,
-            env=framework.env,
-            timeout=HARNESS_TIMEOUT,
+        done = subprocess.run(
+            command, capture_output=True, text=True, cwd=SUITE_DIR, env=env, timeout=1800
         )
     except subprocess.TimeoutExpired as exc:
         raise BenchmarkFailed(f"{framework.label}: the harness ran for {exc.timeout} s") from exc
-    lines = completed.stdout.strip().splitlines()
     try:
-        result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-    except json.JSONDecodeError:
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
         result = {}
-    if completed.returncode != 0 or "error" in result or not result:
-        error = result.get("error", f"exit code {completed.returncode}")
-        raise BenchmarkFailed(f"{framework.label}: {error}\n{completed.stderr[-3000:]}".rstrip())
-    check_origin(framework, result.get("module_file"))
+    if done.returncode != 0 or "error" in result or not result:
+        error = result.get("error", f"exit code {done.returncode}")
+        raise BenchmarkFailed(f"{framework.label}: {error}\n{done.stderr[-3000:]}".rstrip())
+    home, imported = framework.micropie_home, result.get("micropie_file")
+    if home is not None and not (imported and Path(imported).resolve().is_relative_to(home)):
+        raise BenchmarkFailed(f"{framework.label}: micropie came from {imported}, not {home}")
     return result
-
-
-def check_origin(framework: Framework, module_file: str | None) -> None:
-    """Fail unless *framework*'s micropie came from where it must."""
-    if framework.micropie_home is None:
-        return
-    if module_file is None or not Path(module_file).resolve().is_relative_to(
-        framework.micropie_home.resolve()
-    ):
-        raise BenchmarkFailed(
-            f"{framework.label}: micropie was imported from {module_file}, "
-            f"not from {framework.micropie_home}"
-        )

@@ -9,35 +9,39 @@ import os
 import platform
 import statistics
 import subprocess
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmarks.frameworks import FRAMEWORKS, LABELS, REPO_ROOT, SERVER_PACKAGES
 
-#: Each workload: its title, and what one operation is.
-TITLES = {
-    "ws_text": ("Text echo, in process", "message"),
-    "ws_binary": ("Binary echo (16 KiB), in process", "message"),
-    "ws_handshake": ("Handshake with a session cookie, in process", "handshake"),
-    "http_json": ("HTTP GET returning JSON, in process", "request"),
-    "e2e_echo": ("Echo through uvicorn, end to end", "message"),
-}
-DESCRIPTIONS = {
-    "ws_text": "{size:,} text messages of 32 characters echoed on one connection",
-    "ws_binary": "{size:,} binary messages of 16 KiB echoed on one connection",
-    "ws_handshake": "{size:,} connections: accept with a session cookie, echo one message, close",
-    "http_json": "{size:,} GET requests answered with a short JSON body",
-    "e2e_echo": "{clients} clients, each echoing {messages:,} text messages, one uvicorn worker",
-}
-#: The multiplication sign of the ratios.
-TIMES = "\u00d7"
-COLOURS = {
-    "raw": "#9e9e9e",
-    "micropie": "#d9480f",
-    "starlette": "#1971c2",
-    "pypi-micropie": "#f59f00",
-}
+E2E = "e2e_echo"
+#: Each workload: its title, what one operation is, and what a run does.
+WORKLOADS = {
+    "ws_text": ("Text echo, in process", "message",
+                "{size:,} text messages of 32 characters echoed on one connection"),
+    "ws_binary": ("Binary echo (16 KiB), in process", "message",
+                  "{size:,} binary messages of 16 KiB echoed on one connection"),
+    "ws_handshake": ("Handshake with a session cookie, in process", "handshake",
+                     "{size:,} connections: accept with a session cookie, echo one message, close"),
+    "http_json": ("HTTP GET returning JSON, in process", "request",
+                  "{size:,} GET requests answered with a short JSON body"),
+    E2E: ("Echo through uvicorn, end to end", "message", "{clients} clients, each echoing "
+          "{client_messages:,} text messages, one uvicorn worker"),
+}  # fmt: skip
+#: MicroPie's targets: its time per operation over another framework's, at most this.
+TARGETS = [
+    ("text echo: per message vs raw ASGI", "ws_text", "raw", 1.15),
+    ("text echo: per message vs Starlette", "ws_text", "starlette", 0.7),
+    ("binary echo: per message vs raw ASGI", "ws_binary", "raw", 1.15),
+    ("binary echo: per message vs Starlette", "ws_binary", "starlette", 0.7),
+    ("per handshake vs Starlette", "ws_handshake", "starlette", 0.8),
+    ("per handshake vs micropie (PyPI)", "ws_handshake", "pypi-micropie", 1.0),
+    ("end to end: time per message vs Starlette", E2E, "starlette", 1.0),
+    ("HTTP JSON: per request vs Starlette", "http_json", "starlette", 1.0),
+]
+TIMES = "\u00d7"  # the multiplication sign of the ratios
 
 
 @dataclass
@@ -57,31 +61,27 @@ class Results:
 
     @property
     def frameworks(self) -> list[str]:
-        listed = self.settings.get("frameworks", FRAMEWORKS)
-        return [name for name in FRAMEWORKS if name in listed]
+        return [name for name in FRAMEWORKS if name in self.settings["frameworks"]]
+
+    @property
+    def workloads(self) -> list[str]:
+        return [*self.in_process, *([E2E] if self.end_to_end else [])]
 
     @classmethod
     def load(cls, path: Path) -> Results:
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
 
-# What the machine and the software are.
-
-
-def _cpu_model() -> str:
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next((li.split(":")[1].strip() for li in lines if li.startswith("model name")), cpu)
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def machine_info() -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu,
         "cores": os.cpu_count(),
         "system": platform.platform(terse=True),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
@@ -89,201 +89,113 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def _git_revision() -> str | None:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "micropie"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return f"{head}, with uncommitted changes to micropie/" if dirty else head
-
-
 def collect_versions(
-    frameworks: list[str], harness_versions: dict[str, dict[str, str]], options: dict[str, str]
+    harness: dict[str, dict[str, str]], options: dict[str, str], source: Path = REPO_ROOT
 ) -> dict[str, Any]:
-    found: dict[str, Any] = {"frameworks": {}, "server": {}, "uvicorn_options": options}
-    for name in frameworks:
-        reported = harness_versions.get(name, {})
-        if name == "starlette":
-            version = reported.get("starlette")
-        elif name in ("micropie", "pypi-micropie"):
-            version = reported.get("micropie")
-        else:
-            version = None
-        found["frameworks"][name] = version
-    found["git"] = _git_revision()
-    for package in SERVER_PACKAGES:
+    """The frameworks' versions as their processes reported them; the server's; git's."""
+    try:
+        git = ["git", "-C", str(source)]
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run([*git, "status", "--porcelain", "micropie"], capture_output=True,
+                               text=True, check=True).stdout.strip()  # fmt: skip
+        revision: str | None = head + (", with uncommitted changes to micropie/" * bool(dirty))
+    except (OSError, subprocess.CalledProcessError):
+        revision = None
+    package = {"starlette": "starlette", "micropie": "micropie", "pypi-micropie": "micropie"}
+    server = {}
+    for name in SERVER_PACKAGES:
         try:
-            found["server"][package] = importlib.metadata.version(package)
+            server[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-    return found
+    return {
+        "frameworks": {name: got.get(package.get(name, "")) for name, got in harness.items()},
+        "server": server,
+        "uvicorn_options": options,
+        "git": revision,
+        **({"micropie_source": str(source)} if source != REPO_ROOT else {}),
+    }
 
 
-# Statistics.
-
-
-def _median(values: Any) -> float:
+def _median(values: Iterable[float]) -> float:
     return float(statistics.median(float(value) for value in values))
 
 
-def median_per_op(cell: dict[str, Any], key: str = "cpu_seconds") -> float:
-    return _median(cell[key]) / int(cell["size"])
+def time_per_op(
+    results: Results, workload: str, name: str, measure: str = "cpu_seconds"
+) -> float | None:
+    """*name*'s median seconds per operation. In process, *measure* is ``cpu_seconds`` or
+    ``wall_seconds``; end to end, ``server_cpu`` (per message) or else the inverse rate."""
+    if workload != E2E:
+        cell = results.in_process.get(workload, {}).get(name)
+        return None if cell is None else _median(cell[measure]) / int(cell["size"])
+    runs = results.end_to_end.get(name) or []
+    if measure == "server_cpu":
+        runs = [r for r in runs if r.get("server_cpu_seconds") is not None]
+        return _median(r["server_cpu_seconds"] / r["messages"] for r in runs) if runs else None
+    return 1 / _median(r["messages"] / r["seconds"] for r in runs) if runs else None
 
 
-def spread(cell: dict[str, Any], key: str = "cpu_seconds") -> float:
-    """(slowest - fastest) / median of the runs."""
-    values = [float(value) for value in cell[key]]
-    return (max(values) - min(values)) / _median(values)
-
-
-def e2e_rate(runs: list[dict[str, Any]]) -> float:
-    return _median(run["messages"] / run["seconds"] for run in runs)
-
-
-def e2e_server_cpu(runs: list[dict[str, Any]]) -> float | None:
-    values = [
-        run["server_cpu_seconds"] / run["messages"]
-        for run in runs
-        if run.get("server_cpu_seconds") is not None
-    ]
-    return _median(values) if values else None
-
-
-def e2e_client_share(runs: list[dict[str, Any]]) -> float:
-    """The clients' CPU time over the wall time: near 1, the clients were the limit."""
-    return _median(run["client_cpu_seconds"] / run["seconds"] for run in runs)
-
-
-def ratios(results: Results, workload: str, key: str = "cpu_seconds") -> dict[str, float]:
-    """Each framework's time per operation over the raw ASGI floor's."""
-    if workload == "e2e_echo":
-        rates = {name: e2e_rate(runs) for name, runs in results.end_to_end.items() if runs}
-        if "raw" not in rates:
-            return {}
-        return {name: rates["raw"] / rate for name, rate in rates.items()}
-    cells = results.in_process.get(workload, {})
-    if "raw" not in cells:
-        return {}
-    floor = median_per_op(cells["raw"], key)
-    return {name: median_per_op(cell, key) / floor for name, cell in cells.items()}
-
-
-def compare(results: Results, workload: str, name: str, other: str) -> float | None:
-    """*name*'s time per operation over *other*'s (for end to end: *other*'s rate over *name*'s)."""
-    if workload == "e2e_echo":
-        runs = results.end_to_end
-        if not runs.get(name) or not runs.get(other):
-            return None
-        return e2e_rate(runs[other]) / e2e_rate(runs[name])
-    cells = results.in_process.get(workload, {})
-    if name not in cells or other not in cells:
-        return None
-    return median_per_op(cells[name]) / median_per_op(cells[other])
-
-
-# Text.
+def compare(
+    results: Results, workload: str, name: str, other: str, measure: str = "cpu_seconds"
+) -> float | None:
+    """*name*'s time per operation over *other*'s."""
+    mine, theirs = (time_per_op(results, workload, n, measure) for n in (name, other))
+    return None if mine is None or theirs is None else mine / theirs
 
 
 def _us(seconds: float) -> str:
     micro = seconds * 1e6
-    if micro < 10:
-        return f"{micro:.2f} µs"
-    if micro < 100:
-        return f"{micro:.1f} µs"
-    return f"{micro:,.0f} µs"
+    return f"{micro:.{2 if micro < 10 else 1}f} µs" if micro < 100 else f"{micro:,.0f} µs"
 
 
 def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}{TIMES}"
 
 
-def summary_line(workload: str, cells: dict[str, Any]) -> str:
-    floor = median_per_op(cells["raw"]) if "raw" in cells else None
-    parts = []
-    for name in FRAMEWORKS:
-        if name in cells:
-            per_op = median_per_op(cells[name])
-            ratio = f" ({per_op / floor:.2f}{TIMES})" if floor else ""
-            parts.append(f"{LABELS[name]} {_us(per_op)}{ratio}")
-    return f"{workload}: " + ", ".join(parts)
-
-
-def e2e_summary_line(runs: dict[str, list[dict[str, Any]]]) -> str:
-    parts = [f"{LABELS[name]} {e2e_rate(r):,.0f} msg/s" for name, r in runs.items() if r]
-    return "e2e_echo: " + ", ".join(parts)
-
-
-def _description(results: Results, workload: str) -> str:
-    settings = results.settings
-    if workload == "e2e_echo":
-        return DESCRIPTIONS[workload].format(
-            clients=settings["clients"], messages=settings["client_messages"]
-        )
-    return DESCRIPTIONS[workload].format(size=settings["sizes"][workload])
-
-
-def _runs_in_process(results: Results) -> int:
-    return int(results.settings["rounds"]) * int(results.settings["repeats"])
-
-
-def table_rows(results: Results, key: str = "cpu_seconds") -> list[tuple[str, list[str]]]:
-    """One row per workload: its title, then each framework's cell."""
-    rows = []
-    for workload, cells in results.in_process.items():
-        ratio = ratios(results, workload, key)
-        row = []
+def table_rows(results: Results, measure: str = "cpu_seconds") -> list[tuple[str, str, list[str]]]:
+    """(workload, title, each framework's cell): time per operation and ratio to raw ASGI."""
+    Row = tuple[str, str, str, Callable[[float], str]]
+    rows: list[Row] = []
+    for workload in results.in_process:
+        title, unit, _ = WORKLOADS[workload]
+        rows.append((workload, f"{title}, per {unit}", measure, _us))
+    if results.end_to_end and measure == "cpu_seconds":
+        rate = f"{WORKLOADS[E2E][0]}, messages per second"
+        rows.append((E2E, rate, measure, lambda seconds: f"{1 / seconds:,.0f} msg/s"))
+        rows.append((E2E, "… the server's CPU time per message", "server_cpu", _us))
+    table = []
+    for workload, title, how, show in rows:
+        cells = []
         for name in results.frameworks:
-            if name in cells:
-                value = median_per_op(cells[name], key)
-                row.append(f"{_us(value)} ({_ratio(ratio.get(name))})")
-            else:
-                row.append("not run")
-        rows.append((TITLES[workload][0] + f", per {TITLES[workload][1]}", row))
-    if results.end_to_end and key == "cpu_seconds":
-        ratio = ratios(results, "e2e_echo")
-        row = []
-        cpu_row = []
-        for name in results.frameworks:
-            runs = results.end_to_end.get(name)
-            if not runs:
-                row.append("not run")
-                cpu_row.append("not run")
-                continue
-            row.append(f"{e2e_rate(runs):,.0f} msg/s ({_ratio(ratio.get(name))})")
-            cpu = e2e_server_cpu(runs)
-            raw_cpu = e2e_server_cpu(results.end_to_end.get("raw") or [])
-            cpu_ratio = cpu / raw_cpu if cpu is not None and raw_cpu else None
-            cpu_row.append("n/a" if cpu is None else f"{_us(cpu)} ({_ratio(cpu_ratio)})")
-        rows.append((TITLES["e2e_echo"][0] + ", messages per second", row))
-        rows.append(("… the server's CPU time per message", cpu_row))
-    return rows
+            value = time_per_op(results, workload, name, how)
+            ratio = _ratio(compare(results, workload, name, "raw", how))
+            cells.append("n/a" if value is None else f"{show(value)} ({ratio})")
+        table.append((workload, title, cells))
+    return table
 
 
-def _versions_text(results: Results) -> str:
-    versions = results.versions
+def _about(results: Results) -> tuple[str, str, str]:
+    """Where it ran; the versions; how long it took."""
+    versions, server = results.versions, results.versions.get("server", {})
     parts = []
     for name in results.frameworks:
-        version = versions["frameworks"].get(name)
-        if name == "raw":
-            continue
-        text = f"{LABELS[name]} {version or '?'}"
-        if name == "micropie" and versions.get("git"):
-            text += f" (git {versions['git']})"
-        parts.append(text)
-    server = versions.get("server", {})
-    options = versions.get("uvicorn_options", {})
+        if name != "raw":
+            git = f" (git {versions['git']})" if name == "micropie" and versions.get("git") else ""
+            where = versions.get("micropie_source") if name == "micropie" else None
+            version = versions["frameworks"].get(name) or "?"
+            parts.append(f"{LABELS[name]} {version}{git}" + (f" from {where}" if where else ""))
     if "uvicorn" in server:
-        used = ", ".join(f"--{k} {v}" for k, v in options.items())
+        used = ", ".join(f"--{k} {v}" for k, v in versions.get("uvicorn_options", {}).items())
         parts.append(f"uvicorn {server['uvicorn']} ({used})")
-    parts.extend(f"{name} {server[name]}" for name in SERVER_PACKAGES[1:] if name in server)
-    return "; ".join(parts)
+    parts += [f"{name} {server[name]}" for name in SERVER_PACKAGES[1:] if name in server]
+    minutes, rest = divmod(round(results.duration_seconds), 60)
+    return (
+        machine_text(results),
+        "; ".join(parts),
+        f"{minutes} min {rest} s" if minutes else f"{rest} s",
+    )
 
 
 def machine_text(results: Results) -> str:
@@ -296,148 +208,89 @@ def machine_text(results: Results) -> str:
     )
 
 
-def _duration(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
-
-
-def targets(results: Results) -> list[tuple[str, float | None, float, bool]]:
-    """MicroPie's targets: (what, measured ratio, limit, whether higher is better)."""
-    if "micropie" not in results.frameworks:
-        return []
-    measured = results.in_process
-
-    def versus(workload: str, other: str) -> float | None:
-        return compare(results, workload, "micropie", other)
-
-    rows: list[tuple[str, float | None, float, bool]] = []
-    for workload, kind in (("ws_text", "text echo"), ("ws_binary", "binary echo")):
-        if workload in measured:
-            raw = ratios(results, workload).get("micropie")
-            rows.append((f"{kind}: per message vs raw ASGI", raw, 1.15, False))
-            rows.append(
-                (f"{kind}: per message vs Starlette", versus(workload, "starlette"), 0.7, False)
-            )
-    if "ws_handshake" in measured:
-        rows.append(("per handshake vs Starlette", versus("ws_handshake", "starlette"), 0.8, False))
-        pypi = versus("ws_handshake", "pypi-micropie")
-        rows.append(("per handshake vs micropie (PyPI)", pypi, 1.0, False))
-    if results.end_to_end:
-        slower = versus("e2e_echo", "starlette")
-        faster = None if slower is None else 1 / slower
-        rows.append(("end to end: messages per second vs Starlette", faster, 1.0, True))
-    if "http_json" in measured:
-        rows.append(
-            ("HTTP JSON: per request vs Starlette", versus("http_json", "starlette"), 1.0, False)
-        )
-    return rows
-
-
-def _met(value: float | None, limit: float, higher: bool) -> str:
-    if value is None:
-        return "n/a"
-    return "yes" if (value >= limit if higher else value <= limit) else "no"
+def _markdown_table(header: list[str], rows: Iterable[list[str]], align: str = "") -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|---|" + (align or "---:|" * (len(header) - 1))]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def markdown(results: Results) -> str:
-    frameworks = results.frameworks
-    labels = [LABELS[name] for name in frameworks]
+    header = ["Workload", *(LABELS[name] for name in results.frameworks)]
+    where, versions, took = _about(results)
+    settings = results.settings
+    e2e_note = (
+        f" End to end: messages per second, median of {settings['e2e_rounds']} runs, and its "
+        "ratio as time per message."
+    ) * bool(results.end_to_end)
     lines = [
-        "# MicroPie benchmarks",
-        "",
-        f"Measured {results.date} on {machine_text(results)}.",
-        f"Versions: {_versions_text(results)}.",
-        f"The whole run took {_duration(results.duration_seconds)} (`{results.command}`).",
-        "",
-        "Median time per operation; in brackets, the ratio to the raw ASGI floor "
-        "(lower is better). In process: the CPU time of the framework's process, median "
-        f"of {_runs_in_process(results)} runs. End to end: messages per second, median of "
-        f"{results.settings['e2e_rounds']} runs, and its ratio as time per message.",
-        "",
-        "| Workload | " + " | ".join(labels) + " |",
-        "|---|" + "---:|" * len(labels),
-    ]
-    for title, row in table_rows(results):
-        lines.append(f"| {title} | " + " | ".join(row) + " |")
-    lines += ["", "What each workload does:", ""]
-    for workload in [*results.in_process, *(["e2e_echo"] if results.end_to_end else [])]:
-        lines.append(f"- {TITLES[workload][0]}: {_description(results, workload)}.")
-    rows = targets(results)
-    if rows:
-        lines += [
-            "",
-            "## MicroPie against its targets",
-            "",
-            "| Ratio | Measured | Target | Met |",
-            "|---|---:|---:|---|",
-        ]
-        for what, value, limit, higher in rows:
-            sign = "≥" if higher else "≤"
-            met = _met(value, limit, higher)
-            lines.append(f"| {what} | {_ratio(value)} | {sign} {limit:.2f}{TIMES} | {met} |")
+        "# MicroPie benchmarks", "",
+        f"Measured {results.date} on {where}.", f"Versions: {versions}.",
+        f"The whole run took {took} (`{results.command}`).", "",
+        "Median time per operation; in brackets, the ratio to the raw ASGI floor (lower is "
+        "better). In process: the CPU time of the framework's process, median of "
+        f"{settings['rounds'] * settings['repeats']} runs.{e2e_note}", "",
+        *_markdown_table(header, ([title, *cells] for _, title, cells in table_rows(results))),
+        "", "What each workload does:", "",
+    ]  # fmt: skip
+    for workload in results.workloads:
+        title, _, does = WORKLOADS[workload]
+        size = settings["sizes"].get(workload)
+        lines.append(f"- {title}: {does.format(size=size, **settings)}.")
+    targets = [
+        [what, _ratio(ratio := compare(results, workload, "micropie", other)),
+         f"≤ {limit:.2f}{TIMES}", "n/a" if ratio is None else "yes" if ratio <= limit else "no"]
+        for what, workload, other, limit in TARGETS
+        if workload in results.workloads and "micropie" in results.frameworks
+    ]  # fmt: skip
+    if targets:
+        lines += ["", "## MicroPie against its targets", ""]
+        lines += _markdown_table(["Ratio", "Measured", "Target", "Met"], targets, "---:|---:|---|")
     if results.in_process:
-        lines += [
-            "",
-            "## Wall-clock time",
-            "",
-            "The same runs timed by the clock on the wall, which other processes on the "
-            "machine can stretch:",
-            "",
-            "| Workload | " + " | ".join(labels) + " |",
-            "|---|" + "---:|" * len(labels),
-        ]
-        for title, row in table_rows(results, "wall_seconds"):
-            lines.append(f"| {title} | " + " | ".join(row) + " |")
+        wall = table_rows(results, "wall_seconds")
+        lines += ["", "## Wall-clock time", "", "The same runs timed by the clock on the wall, "
+                  "which other processes on the machine can stretch:", ""]  # fmt: skip
+        lines += _markdown_table(header, ([title, *cells] for _, title, cells in wall))
         lines += [
             "",
             "Spread of the in-process runs, (slowest - fastest) / median of CPU time:",
             "",
-            "| Workload | " + " | ".join(labels) + " |",
-            "|---|" + "---:|" * len(labels),
         ]
+        spreads = []
         for workload, cells in results.in_process.items():
-            row = [f"{spread(cells[n]):.0%}" if n in cells else "not run" for n in frameworks]
-            lines.append(f"| {TITLES[workload][0]} | " + " | ".join(row) + " |")
-    if results.end_to_end:
-        lines += [
-            "",
-            "End to end, the clients' CPU time over the wall time (near 100%, the "
-            "clients, not the server, set the pace): "
-            + ", ".join(
-                f"{LABELS[n]} {e2e_client_share(r):.0%}" for n, r in results.end_to_end.items() if r
+            cpu = [[float(s) for s in cells[n]["cpu_seconds"]] for n in results.frameworks]
+            spreads.append(
+                [WORKLOADS[workload][0], *(f"{(max(c) - min(c)) / _median(c):.0%}" for c in cpu)]
             )
-            + ".",
-        ]
+        lines += _markdown_table(header, spreads)
+    if results.end_to_end:
+        shares = ", ".join(
+            f"{LABELS[name]} {_median(r['client_cpu_seconds'] / r['seconds'] for r in runs):.0%}"
+            for name, runs in results.end_to_end.items()
+        )
+        lines += ["", "End to end, the clients' CPU time over the wall time (near 100%, the "
+                  f"clients, not the server, set the pace): {shares}."]  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def _rst_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("*", "\\*").replace("`", "\\`").replace("|", "\\|")
 
 
 def rst_fragment(results: Results) -> str:
     """The table for the docs page (``.. include::``), with the machine and versions."""
-    frameworks = results.frameworks
+
+    def escape(text: str) -> str:
+        for special in "\\*`|":
+            text = text.replace(special, "\\" + special)
+        return text
+
+    where, versions, took = _about(results)
     lines = [
-        f"Measured {results.date} on {_rst_escape(machine_text(results))}. "
-        f"Versions: {_rst_escape(_versions_text(results))}. "
-        f"The whole run took {_duration(results.duration_seconds)}.",
-        "",
+        f"Measured {results.date} on {escape(where)}. Versions: {escape(versions)}. "
+        f"The whole run took {took}.", "",
         ".. list-table:: Median time per operation, and its ratio to raw ASGI (lower is better)",
-        "   :header-rows: 1",
-        "   :stub-columns: 1",
-        "",
-        "   * - Workload",
-    ]
-    lines += [f"     - {LABELS[name]}" for name in frameworks]
-    for title, row in table_rows(results):
-        lines.append(f"   * - {_rst_escape(title)}")
-        lines += [f"     - {_rst_escape(cell)}" for cell in row]
-    lines.append("")
-    return "\n".join(lines)
+        "   :header-rows: 1", "   :stub-columns: 1", "", "   * - Workload",
+        *(f"     - {LABELS[name]}" for name in results.frameworks),
+    ]  # fmt: skip
+    for _, title, cells in table_rows(results):
+        lines += [f"   * - {escape(title)}", *(f"     - {escape(cell)}" for cell in cells)]
+    return "\n".join(lines) + "\n"
 
-
-# The chart.
 
 #: The chart's size: one column of panels, as wide as the Performance page's
 #: text (about 800 CSS pixels), drawn at twice that for sharp high-DPI screens.
@@ -455,29 +308,6 @@ _LABELS_INCHES = 2.0  # left of the bars: the frameworks' names
 _MARGIN_INCHES = 0.1
 
 
-def _chart_bars(results: Results, workload: str) -> list[tuple[str, float, str]]:
-    """(framework, value, its label) for each framework measured in *workload*."""
-    ratio = ratios(results, workload)
-    bars = []
-    for name in results.frameworks:
-        if workload == "e2e_echo":
-            runs = results.end_to_end.get(name)
-            if not runs:
-                continue
-            value = e2e_rate(runs) / 1000
-            text = f"{value:,.1f}k msg/s"
-        else:
-            cell = results.in_process[workload].get(name)
-            if cell is None:
-                continue
-            value = median_per_op(cell) * 1e6
-            text = _us(value / 1e6)
-        if name in ratio:
-            text += f"  ({ratio[name]:.2f}{TIMES})"
-        bars.append((name, value, text))
-    return bars
-
-
 def chart(results: Results, path: Path) -> None:
     """One horizontal bar chart per workload, stacked, each bar labelled with its value."""
     import textwrap
@@ -487,56 +317,56 @@ def chart(results: Results, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    workloads = list(results.in_process) + (["e2e_echo"] if results.end_to_end else [])
-    panels = [(workload, _chart_bars(results, workload)) for workload in workloads]
+    panels = []
+    for workload in results.workloads:
+        bars = []  # (framework, value, its label)
+        for name in results.frameworks:
+            seconds = time_per_op(results, workload, name)
+            if seconds is not None:
+                e2e = workload == E2E
+                value = 1 / seconds / 1000 if e2e else seconds * 1e6
+                label = f"{value:,.1f}k msg/s" if e2e else _us(seconds)
+                ratio = compare(results, workload, name, "raw")
+                bars.append((name, value, f"{label}  ({_ratio(ratio)})"))
+        panels.append((workload, bars))
     rows = [_BAR_INCHES * max(len(bars), 1) for _, bars in panels]
     height = _HEADER_INCHES + sum(rows) + len(rows) * (_PANEL_TITLE_INCHES + _PANEL_GAP_INCHES)
     width = CHART_WIDTH_INCHES
     figure = plt.figure(figsize=(width, height))
-    left = _MARGIN_INCHES / width
 
-    figure.text(left, 1 - 0.12 / height, f"MicroPie benchmarks, {results.date}",
-                fontsize=FONT_SIZES["title"], fontweight="bold", va="top")  # fmt: skip
-    note = textwrap.fill(
-        f"In brackets, each bar's ratio to raw ASGI (1.00{TIMES} is the floor). "
-        f"{machine_text(results)}.",
-        width=105,
-    )
-    figure.text(left, 1 - 0.45 / height, note, fontsize=FONT_SIZES["note"], va="top",
-                color="#495057", linespacing=1.3)  # fmt: skip
+    def text(top: float, words: str, size: str, **style: Any) -> None:
+        figure.text(_MARGIN_INCHES / width, top / height, words, fontsize=FONT_SIZES[size],
+                    va="top", **style)  # fmt: skip
 
+    text(height - 0.12, f"MicroPie benchmarks, {results.date}", "title", fontweight="bold")
+    note = f"In brackets, each bar's ratio to raw ASGI (1.00{TIMES} is the floor). "
+    note = textwrap.fill(note + machine_text(results) + ".", width=105)
+    text(height - 0.45, note, "note", color="#495057", linespacing=1.3)
     top = height - _HEADER_INCHES  # inches from the bottom, going down
     for (workload, bars), row in zip(panels, rows, strict=True):
-        title, unit = TITLES[workload]
-        if workload == "e2e_echo":
-            measure = "Thousand messages per second; higher is better."
-        else:
-            measure = f"CPU time per {unit}; lower is better."
-        figure.text(left, (top - 0.06) / height, title,
-                    fontsize=FONT_SIZES["panel"], fontweight="bold", va="top")  # fmt: skip
-        figure.text(left, (top - 0.33) / height, measure,
-                    fontsize=FONT_SIZES["note"], color="#495057", va="top")  # fmt: skip
-        top -= _PANEL_TITLE_INCHES
-        axis = figure.add_axes(
-            (
-                _LABELS_INCHES / width,
-                (top - row) / height,
-                1 - (_LABELS_INCHES + _MARGIN_INCHES) / width,
-                row / height,
+        title, unit, _ = WORKLOADS[workload]
+        text(top - 0.06, title, "panel", fontweight="bold")
+        if workload == E2E:
+            text(
+                top - 0.33,
+                "Thousand messages per second; higher is better.",
+                "note",
+                color="#495057",
             )
-        )
-        top -= row + _PANEL_GAP_INCHES
-        names = [name for name, _, _ in bars]
-        values = [value for _, value, _ in bars]
-        drawn = axis.barh(range(len(bars)), values, color=[COLOURS[n] for n in names], height=0.72)
-        axis.bar_label(
-            drawn, labels=[text for _, _, text in bars], padding=4, fontsize=FONT_SIZES["value"]
-        )
-        axis.set_yticks(range(len(bars)), [LABELS[n] for n in names])
+        else:
+            text(top - 0.33, f"CPU time per {unit}; lower is better.", "note", color="#495057")
+        top -= _PANEL_TITLE_INCHES + row
+        span = 1 - (_LABELS_INCHES + _MARGIN_INCHES) / width
+        axis = figure.add_axes((_LABELS_INCHES / width, top / height, span, row / height))
+        top -= _PANEL_GAP_INCHES
+        names, values, labels = zip(*bars, strict=True) if bars else ((), (), ())
+        colours = [FRAMEWORKS[name].colour for name in names]
+        drawn = axis.barh(range(len(bars)), values, color=colours, height=0.72)
+        axis.bar_label(drawn, labels=labels, padding=4, fontsize=FONT_SIZES["value"])
+        axis.set_yticks(range(len(bars)), [LABELS[name] for name in names])
         axis.tick_params(axis="y", length=0, labelsize=FONT_SIZES["label"])
         for tick, name in zip(axis.get_yticklabels(), names, strict=True):
-            if name == "micropie":
-                tick.set_fontweight("bold")
+            tick.set_fontweight("bold" if name == "micropie" else "normal")
         axis.set_ylim(len(bars) - 0.5, -0.5)  # top to bottom in the table's order
         # Room on the right for the longest label; the labels give the values.
         axis.set_xlim(0, max(values, default=1) * 1.5)
@@ -546,45 +376,16 @@ def chart(results: Results, path: Path) -> None:
     plt.close(figure)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.report``: draw the chart again from a results.json, nothing else."""
-    import argparse
-
-    default = REPO_ROOT / "docs" / "source" / "_static" / "benchmarks" / "results.json"
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.report",
-        description="Draw results.png from a results.json, without running or rewriting anything.",
-    )
-    parser.add_argument("results", type=Path, nargs="?", default=default, help="a results.json")
-    parser.add_argument(
-        "--chart", type=Path, help="where to write the PNG (default: results.png beside it)"
-    )
-    args = parser.parse_args(argv)
-    output = args.chart or args.results.with_name("results.png")
-    chart(Results.load(args.results), output)
-    print(f"wrote {output}")
-    return 0
-
-
 def write_all(results: Results, directory: Path, *, chart_png: bool = True) -> list[Path]:
     """Write results.json, results.md, results.inc and (unless told not to) results.png."""
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    path = directory / "results.json"
-    path.write_text(json.dumps(asdict(results), indent=1) + "\n", encoding="utf-8")
-    written.append(path)
-    path = directory / "results.md"
-    path.write_text(markdown(results), encoding="utf-8")
-    written.append(path)
-    path = directory / "results.inc"
-    path.write_text(rst_fragment(results), encoding="utf-8")
-    written.append(path)
+    texts = {
+        "results.json": json.dumps(asdict(results), indent=1) + "\n",
+        "results.md": markdown(results),
+        "results.inc": rst_fragment(results),
+    }
+    for name, content in texts.items():
+        (directory / name).write_text(content, encoding="utf-8")
     if chart_png:
-        path = directory / "results.png"
-        chart(results, path)
-        written.append(path)
-    return written
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        chart(results, directory / "results.png")
+    return [directory / name for name in [*texts, *(["results.png"] if chart_png else [])]]

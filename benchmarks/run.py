@@ -1,9 +1,9 @@
-"""Run every workload against every framework; write the table and the chart.
+"""``python -m benchmarks``: every workload against every framework; the table and the chart.
 
-``python -m benchmarks --help`` lists the options. The in-process workloads
-run in a new process per framework, workload and round, the frameworks taking
-turns within each round; so do the end-to-end runs, each with a fresh
-uvicorn. A framework whose answers are wrong fails the whole run.
+Each in-process run is a new process per framework, workload and round; each
+end-to-end run, a fresh server. Within a round the frameworks take turns, each
+round starting with another, so that a slow spell of the machine does not fall
+on one only. A framework whose answers are wrong fails the whole run.
 """
 
 from __future__ import annotations
@@ -12,290 +12,200 @@ import argparse
 import shlex
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks import e2e, report
 from benchmarks.frameworks import (
     FRAMEWORKS,
-    PYPI_VENV,
+    LABELS,
     REPO_ROOT,
     BenchmarkFailed,
+    Framework,
+    check_source,
     ensure_pypi_venv,
     get_framework,
     run_harness,
-    server_options,
 )
+from tests.helpers.servers import ServerError
 
 #: The in-process workloads, and how many operations each times by default.
-IN_PROCESS = {
-    "ws_text": 100_000,
-    "ws_binary": 100_000,
-    "ws_handshake": 10_000,
-    "http_json": 50_000,
-}
-E2E = "e2e_echo"
+IN_PROCESS = {"ws_text": 100_000, "ws_binary": 100_000, "ws_handshake": 10_000, "http_json": 50_000}
+E2E = report.E2E
 WORKLOADS = (*IN_PROCESS, E2E)
-E2E_PATH = "/text"
-
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "source" / "_static" / "benchmarks"
 QUICK_OUTPUT = REPO_ROOT / "build" / "benchmarks"
 
 
-@dataclass
-class Settings:
-    frameworks: list[str]
-    workloads: list[str]
-    sizes: dict[str, int]
-    rounds: int
-    repeats: int
-    e2e_rounds: int
-    clients: int
-    client_messages: int
-    warmup: bool = True
-    record_all: bool = False
+def _names(known: Sequence[str], what: str) -> Callable[[str], list[str]]:
+    def parse(value: str) -> list[str]:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        unknown = [item for item in items if item not in known]
+        if unknown or not items:
+            problem = f"unknown {what} {', '.join(unknown)}" if unknown else f"no {what} given"
+            raise argparse.ArgumentTypeError(f"{problem}; choose from {', '.join(known)}")
+        return [name for name in known if name in items]  # in the table's order
+
+    return parse
 
 
-def _list(value: str, known: Sequence[str], what: str) -> list[str]:
-    items = [item.strip() for item in value.split(",") if item.strip()]
-    unknown = [item for item in items if item not in known]
-    if unknown or not items:
-        raise argparse.ArgumentTypeError(
-            f"unknown {what} {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}"
-        )
-    return items
+def _count(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number above 0")
+    return int(value)
+
+
+def _source(value: str) -> Path:
+    try:
+        return check_source(Path(value).resolve())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description=(
-            "MicroPie's benchmarks: every workload against raw ASGI (the floor), this "
-            "repository's micropie, Starlette and the micropie release on PyPI, each in "
-            "processes of its own. Writes results.md, results.png, results.inc (for the "
-            "docs page) and results.json."
-        ),
+        description="MicroPie's benchmarks: every workload against raw ASGI (the floor), this "
+        "repository's micropie, Starlette and the micropie release on PyPI, each in processes "
+        "of its own. Writes results.md, results.png, results.inc (for the docs page) and "
+        "results.json.",
     )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a tenth of every size, one round, and output to build/benchmarks/ "
-        "(unless --output-dir): a check that takes well under a minute",
-    )
-    parser.add_argument(
-        "--frameworks",
-        type=lambda v: _list(v, FRAMEWORKS, "framework"),
-        default=list(FRAMEWORKS),
-        help=f"comma-separated, from {','.join(FRAMEWORKS)} (default: all)",
-    )
-    parser.add_argument(
-        "--workloads",
-        type=lambda v: _list(v, WORKLOADS, "workload"),
-        default=list(WORKLOADS),
-        help=f"comma-separated, from {','.join(WORKLOADS)} (default: all)",
-    )
-    parser.add_argument("--scale", type=float, default=None, help="multiply every size by this")
+    add = parser.add_argument
+    # fmt: off
+    add("--quick", action="store_true", help="a tenth of every size, one round, output to "
+        "build/benchmarks/ (unless --output-dir): a check that takes well under a minute")
+    add("--frameworks", type=_names(tuple(FRAMEWORKS), "framework"), default=list(FRAMEWORKS),
+        help=f"comma-separated, from {','.join(FRAMEWORKS)} (default: all)")
+    add("--workloads", type=_names(WORKLOADS, "workload"), default=list(WORKLOADS),
+        help=f"comma-separated, from {','.join(WORKLOADS)} (default: all)")
+    add("--micropie-source", type=_source, metavar="PATH", help="measure the micropie/ package "
+        "of this directory (e.g. a `git worktree add` of another commit) instead of this "
+        "repository's; output to build/benchmarks/ unless --output-dir")
     for name, size in IN_PROCESS.items():
-        parser.add_argument(
-            f"--{name.replace('_', '-')}",
-            type=int,
-            dest=name,
-            metavar="N",
-            help=f"operations per run of {name} (default {size:,})",
-        )
-    parser.add_argument("--clients", type=int, default=50, help="end-to-end clients (default 50)")
-    parser.add_argument(
-        "--client-messages",
-        type=int,
-        default=None,
-        help="messages each end-to-end client echoes (default 2,000)",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=None,
-        help="in-process rounds: in each, every framework runs in a new process (default 5)",
-    )
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=1,
-        help="timed runs per in-process round, after a warm-up (default 1)",
-    )
-    parser.add_argument(
-        "--e2e-rounds", type=int, default=None, help="end-to-end runs per framework (default 3)"
-    )
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=None,
-        help=f"where to write the results (default {DEFAULT_OUTPUT.relative_to(REPO_ROOT)})",
-    )
-    parser.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib)")
-    parser.add_argument(
-        "--render-from",
-        type=Path,
-        metavar="RESULTS_JSON",
-        help="run nothing: write the table and chart again from a results.json",
-    )
-    parser.add_argument(
-        "--profile",
-        choices=("cprofile", "pyinstrument"),
-        help="profile one run of each in-process workload instead of timing; print, write nothing",
-    )
-    parser.add_argument(
-        "--profile-lines", type=int, default=30, help="cProfile: functions to list (default 30)"
-    )
+        add(f"--{name.replace('_', '-')}", type=_count, dest=name, metavar="N",
+            help=f"operations per run of {name} (default {size:,})")
+    add("--clients", type=_count, default=50, help="end-to-end clients (default 50)")
+    add("--client-messages", type=_count, help="messages per end-to-end client (default 2,000)")
+    add("--rounds", type=_count, help="in-process rounds, a new process each (default 5)")
+    add("--repeats", type=_count, default=1, help="timed runs per in-process round (default 1)")
+    add("--e2e-rounds", type=_count, help="end-to-end runs per framework (default 3)")
+    add("--output-dir", type=Path,
+        help=f"where to write the results (default {DEFAULT_OUTPUT.relative_to(REPO_ROOT)})")
+    add("--no-chart", action="store_true", help="skip the PNG (no matplotlib)")
+    add("--render-from", type=Path, metavar="RESULTS_JSON",
+        help="run nothing: write the table and chart again from a results.json")
+    add("--profile", choices=("cprofile", "pyinstrument"), help="profile one run of each "
+        "in-process workload instead of timing; print, write nothing")
+    # fmt: on
     return parser.parse_args(argv)
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    scale = args.scale if args.scale is not None else (0.1 if args.quick else 1.0)
-    sizes = {}
-    for name, size in IN_PROCESS.items():
-        chosen = getattr(args, name)
-        sizes[name] = chosen if chosen is not None else max(1, round(size * scale))
-    client_messages = args.client_messages
-    if client_messages is None:
-        client_messages = max(1, round(2000 * scale))
-    return Settings(
-        frameworks=[name for name in FRAMEWORKS if name in args.frameworks],
-        workloads=[name for name in WORKLOADS if name in args.workloads],
-        sizes=sizes,
-        rounds=args.rounds if args.rounds is not None else (1 if args.quick else 5),
-        repeats=args.repeats,
-        e2e_rounds=args.e2e_rounds if args.e2e_rounds is not None else (1 if args.quick else 3),
-        clients=args.clients,
-        client_messages=client_messages,
-    )
+def settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    """What the run does, as results.json records it."""
+    scale = 0.1 if args.quick else 1.0
+
+    def chosen(value: int | None, default: int) -> int:
+        return value if value is not None else max(1, round(default * scale))
+
+    return {
+        "frameworks": args.frameworks,
+        "workloads": args.workloads,
+        "sizes": {name: chosen(getattr(args, name), size) for name, size in IN_PROCESS.items()},
+        "rounds": args.rounds or (1 if args.quick else 5),
+        "repeats": args.repeats,
+        "e2e_rounds": args.e2e_rounds or (1 if args.quick else 3),
+        "clients": args.clients,
+        "client_messages": chosen(args.client_messages, 2000),
+        "micropie_source": None if args.micropie_source is None else str(args.micropie_source),
+    }
 
 
-def _rotated(items: list[str], by: int) -> list[str]:
-    """Each round starts with another framework, so none always runs first."""
-    if not items:
-        return items
-    by %= len(items)
-    return items[by:] + items[:by]
+def echo_run(framework: Framework, settings: dict[str, Any]) -> dict[str, Any]:
+    """One end-to-end run: a fresh server, the clients echoing on ``/text``."""
+    with e2e.serve(framework) as server:
+        try:
+            return e2e.echo_load(server, "/text", settings["clients"], settings["client_messages"])
+        except Exception as exc:
+            problem = f"{framework.label}: the end-to-end clients failed: {exc!r}"
+            raise BenchmarkFailed(f"{problem}\n{server.output[-3000:]}") from exc
 
 
-def run_in_process(
-    settings: Settings, log: Any = print
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
-    """Every in-process workload, every framework, every round: the harness's timings."""
-    results: dict[str, dict[str, Any]] = {}
-    versions: dict[str, dict[str, str]] = {}
-    for workload in settings.workloads:
-        if workload not in IN_PROCESS:
-            continue
-        size = settings.sizes[workload]
-        cells: dict[str, Any] = {
-            name: {"size": size, "wall_seconds": [], "cpu_seconds": []}
-            for name in settings.frameworks
-        }
-        for round_number in range(settings.rounds):
-            for name in _rotated(settings.frameworks, round_number):
-                framework = get_framework(name)
-                spec = {
-                    "workloads": {workload: size},
-                    "repeats": settings.repeats,
-                    "warmup": settings.warmup,
-                    "record_all": settings.record_all,
-                }
+def run(
+    results: report.Results, frameworks: list[Framework], log: Any = print
+) -> dict[str, dict[str, str]]:
+    """Every workload, round and framework, into *results*; return the harness's versions."""
+    settings, versions = results.settings, {}
+    for workload in settings["workloads"]:
+        size = settings["sizes"].get(workload)
+        rounds = settings["e2e_rounds"] if workload == E2E else settings["rounds"]
+        spec = {"workloads": {workload: size}, "repeats": settings["repeats"]}
+        for number in range(rounds):
+            turn = number % len(frameworks)
+            for framework in frameworks[turn:] + frameworks[:turn]:
+                if workload == E2E:
+                    runs = results.end_to_end.setdefault(framework.name, [])
+                    runs.append(echo_run(framework, settings))
+                    continue
                 outcome = run_harness(framework, spec)
-                versions[name] = outcome["versions"]
-                timed = outcome["results"][workload]
-                cells[name]["wall_seconds"] += timed["wall_seconds"]
-                cells[name]["cpu_seconds"] += timed["cpu_seconds"]
-            log(f"  {workload}: round {round_number + 1}/{settings.rounds} done")
-        results[workload] = cells
-        log("  " + report.summary_line(workload, cells))
-    return results, versions
-
-
-def run_end_to_end(settings: Settings, log: Any = print) -> dict[str, list[dict[str, Any]]]:
-    """One uvicorn worker per framework and round, *clients* clients echoing."""
-    options = server_options()
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in settings.frameworks}
-    for round_number in range(settings.e2e_rounds):
-        for name in _rotated(settings.frameworks, round_number):
-            framework = get_framework(name)
-            with e2e.serve(framework, options) as server:
-                try:
-                    outcome = e2e.echo_load(
-                        server, E2E_PATH, settings.clients, settings.client_messages
-                    )
-                except BaseException as exc:
-                    raise BenchmarkFailed(
-                        f"{framework.label}: the end-to-end clients failed: {exc!r}\n"
-                        f"{server.output()[-3000:]}"
-                    ) from exc
-            runs[name].append(outcome)
-        log(f"  {E2E}: round {round_number + 1}/{settings.e2e_rounds} done")
-    log("  " + report.e2e_summary_line(runs))
-    return runs
-
-
-def profile(settings: Settings, tool: str, lines: int) -> None:
-    for name in settings.frameworks:
-        framework = get_framework(name)
-        for workload in settings.workloads:
-            if workload not in IN_PROCESS:
-                continue
-            spec = {
-                "workloads": {workload: settings.sizes[workload]},
-                "warmup": True,
-                "profile": {"tool": tool, "limit": lines},
-            }
-            outcome = run_harness(framework, spec)
-            text = outcome["results"][workload]["profile"]
-            print(f"=== {framework.label}: {workload} ({settings.sizes[workload]:,} operations)")
-            print(text)
+                versions[framework.name] = outcome["versions"]
+                empty = {"size": size, "wall_seconds": [], "cpu_seconds": []}
+                cell = results.in_process.setdefault(workload, {}).setdefault(framework.name, empty)
+                for key in ("wall_seconds", "cpu_seconds"):
+                    cell[key] += outcome["results"][workload][key]
+            log(f"  {workload}: round {number + 1}/{rounds} done")
+        for each, title, cells in report.table_rows(results):
+            if each == workload:  # the figures so far
+                shown = (
+                    f"{LABELS[name]} {cell}"
+                    for name, cell in zip(results.frameworks, cells, strict=True)
+                )
+                log(f"  {title}: {', '.join(shown)}")
+    return versions
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = settings_from(args)
-    output = args.output_dir or (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)
+    away = args.quick or args.micropie_source  # not the published figures
+    output = args.output_dir or (QUICK_OUTPUT if away else DEFAULT_OUTPUT)
     if args.render_from is not None:
-        results = report.Results.load(args.render_from)
+        try:
+            results = report.Results.load(args.render_from)
+        except (OSError, ValueError, TypeError) as exc:
+            print(f"cannot read {args.render_from}: {exc}", file=sys.stderr)
+            return 2
         for path in report.write_all(results, output, chart_png=not args.no_chart):
             print(f"wrote {path}")
         return 0
+    settings = settings_from(args)
+    frameworks = [get_framework(name, args.micropie_source) for name in settings["frameworks"]]
+    command = shlex.join(["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)])
+    results = report.Results(settings, report.machine_info(), {}, {}, {}, 0.0, command)
     started = time.monotonic()
     try:
-        if "pypi-micropie" in settings.frameworks:
+        if "pypi-micropie" in settings["frameworks"]:
             ensure_pypi_venv()
         if args.profile:
-            profile(settings, args.profile, args.profile_lines)
+            for framework in frameworks:
+                for workload, size in settings["sizes"].items():
+                    if workload in settings["workloads"]:
+                        spec = {"workloads": {workload: size}, "profile": args.profile}
+                        print(f"=== {framework.label}: {workload} ({size:,} operations)")
+                        print(run_harness(framework, spec)["results"][workload]["profile"])
             return 0
         print(
-            f"Frameworks: {', '.join(settings.frameworks)}; workloads: "
-            f"{', '.join(settings.workloads)}; {settings.rounds} round(s) x "
-            f"{settings.repeats} run(s) in process, {settings.e2e_rounds} end to end"
+            f"Frameworks: {', '.join(settings['frameworks'])}; workloads: "
+            f"{', '.join(settings['workloads'])}; {settings['rounds']} round(s) x "
+            f"{settings['repeats']} run(s) in process, {settings['e2e_rounds']} end to end"
         )
-        machine_before = report.machine_info()
-        in_process, versions = run_in_process(settings)
-        end_to_end = run_end_to_end(settings) if E2E in settings.workloads else {}
-    except BenchmarkFailed as exc:
+        versions = run(results, frameworks)
+    except (BenchmarkFailed, ServerError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
-    results = report.Results(
-        settings=asdict(settings),
-        machine=machine_before,
-        versions=report.collect_versions(settings.frameworks, versions, server_options()),
-        in_process=in_process,
-        end_to_end=end_to_end,
-        duration_seconds=time.monotonic() - started,
-        command=shlex.join(
-            ["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)]
-        ),
-    )
+    source = args.micropie_source or REPO_ROOT
+    results.versions = report.collect_versions(versions, e2e.uvicorn_options(), source)
+    results.duration_seconds = time.monotonic() - started
     written = report.write_all(results, output, chart_png=not args.no_chart)
     print(report.markdown(results))
-    for path in written:
-        print(f"wrote {path}")
-    if "pypi-micropie" in settings.frameworks:
-        print(f"(the PyPI release ran from {PYPI_VENV.relative_to(REPO_ROOT)})")
+    print("\n".join(f"wrote {path}" for path in written))
     return 0

@@ -156,7 +156,7 @@ class PageFilesDocTestBuilder(DocTestBuilder):
     a reader's do; this runs them in a directory holding those files. A page
     that changes its files as it goes (the tutorial's steps) needs a new
     Python session per step, which one builder process cannot give:
-    ``tests/test_docs_reader.py`` follows such pages, and this builder says
+    ``tests/docs/test_docs_reader.py`` follows such pages, and this builder says
     that it leaves them.
     """
 
@@ -164,9 +164,7 @@ class PageFilesDocTestBuilder(DocTestBuilder):
         files = list(shown_files(doctree))
         names = [name for name, _ in files]
         if len(set(names)) < len(names) or any(doctree.findall(starts_new_session)):
-            logger.info(
-                "%s: changes its files step by step; tests/test_docs_reader.py runs it", docname
-            )
+            logger.info("%s: changes its files step by step; the reader test runs it", docname)
             return True
         # A fresh directory for every page, with or without files: what the
         # examples write lands there, not in the repository.

@@ -1,6 +1,6 @@
 """What a page asks its reader to save, and where it asks for a new Python session.
 
-The documentation is tested as a reader follows it (``tests/reader.py``);
+The documentation is tested as a reader follows it (``tests/helpers/reader.py``);
 Sphinx's doctest builder (``docs/conf.py``) runs each page's examples beside
 the same files. Both read pages through this module.
 """

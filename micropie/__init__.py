@@ -6,7 +6,13 @@ from micropie.background import BackgroundTasks
 from micropie.bodies import UploadFile
 from micropie.cors import CORSMiddleware
 from micropie.middleware import HttpMiddleware, WebSocketMiddleware
-from micropie.request import Headers, Request, WebSocketRequest, current_request
+from micropie.request import (
+    Headers,
+    HTTPConnection,
+    Request,
+    WebSocketRequest,
+    current_request,
+)
 from micropie.staticfiles import StaticFiles
 from micropie.websocket import ConnectionClosed, MessageTypeError, WebSocket
 
@@ -17,6 +23,7 @@ __all__ = [
     "BackgroundTasks",
     "CORSMiddleware",
     "ConnectionClosed",
+    "HTTPConnection",
     "Headers",
     "HttpMiddleware",
     "MessageTypeError",

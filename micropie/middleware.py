@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from micropie.request import Request, WebSocketRequest
 
-__all__ = ["HttpMiddleware", "WebSocketMiddleware"]
+__all__ = ["HttpMiddleware", "MiddlewareList", "WebSocketMiddleware"]
 
 
 class HttpMiddleware:
@@ -59,3 +60,50 @@ class WebSocketMiddleware:
         middleware refused the connection; every middleware's hook runs, in
         reverse order."""
         return None
+
+
+Middleware = HttpMiddleware | WebSocketMiddleware
+
+
+class MiddlewareList(list[Middleware]):
+    """``App.middlewares``: a list that sorts its HTTP and WebSocket middlewares
+    apart whenever it changes, so that a request never has to."""
+
+    __slots__ = ("http", "websocket")
+
+    def __init__(self, middlewares: Iterable[Middleware] = ()) -> None:
+        super().__init__(middlewares)
+        self._sort_out()
+
+    def _sort_out(self) -> None:
+        wrong = [m for m in self if not isinstance(m, (HttpMiddleware, WebSocketMiddleware))]
+        for middleware in wrong:
+            list.remove(self, middleware)  # the list stays usable after the error
+        #: The HTTP middlewares, in order.
+        self.http = tuple(m for m in self if isinstance(m, HttpMiddleware))
+        #: The WebSocket middlewares, in order.
+        self.websocket = tuple(m for m in self if isinstance(m, WebSocketMiddleware))
+        if wrong:
+            raise TypeError(
+                "App.middlewares takes HttpMiddleware and WebSocketMiddleware "
+                f"instances, not {type(wrong[0]).__name__}"
+            )
+
+
+def _sorting_out(name: str) -> Any:
+    change = getattr(list, name)
+
+    def changed(self: MiddlewareList, *args: Any) -> Any:
+        result = change(self, *args)
+        self._sort_out()
+        return result if result is not self else self
+
+    changed.__name__ = name
+    return changed
+
+
+for _name in (
+    "append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse",
+    "__setitem__", "__delitem__", "__iadd__", "__imul__",
+):  # fmt: skip
+    setattr(MiddlewareList, _name, _sorting_out(_name))

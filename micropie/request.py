@@ -4,50 +4,75 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs
 
 from micropie._asgi import Receive, Scope
-from micropie.bodies import UploadFile, read_body
+from micropie.bodies import UploadFile, parse_form, parse_json, read_body, read_multipart
 
-__all__ = ["Headers", "Request", "WebSocketRequest", "current_request"]
+__all__ = ["HTTPConnection", "Headers", "Request", "WebSocketRequest", "current_request"]
 
 
 class Headers(Mapping[str, str]):
     """Request headers, looked up without regard to case.
 
     A name sent more than once maps to its values joined by ``", "``
-    (``"; "`` for ``Cookie``).
+    (``"; "`` for ``Cookie``); :meth:`getlist` gives them one by one.
+
+    .. attribute:: raw
+       :type: list[tuple[bytes, bytes]]
+
+       The headers as the server passed them: ``(name, value)`` byte
+       strings, names in lower case, in the order received.
     """
 
     __module__ = "micropie"
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        values: dict[str, list[str]] = {}
-        for name, value in raw:
-            values.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
-        # Joined once per name, not once per repeat: a flood of repeated
-        # headers must cost linear time. HTTP/2 sends each cookie in a header
-        # of its own, and cookies join with "; ".
-        self._values = {
-            key: ("; " if key == "cookie" else ", ").join(texts) for key, texts in values.items()
-        }
+        self.raw = raw
+        self._joined: dict[str, str] | None = None
+
+    def getlist(self, name: str) -> list[str]:
+        """Every value of the header *name*, in the order received; ``[]`` if none."""
+        return self._get(name.lower().encode("latin-1"))
+
+    def _get(self, key: bytes) -> list[str]:
+        # One scan, no dictionary: what a request reads on every call (the
+        # cookie, the content type) costs no more than that. ASGI servers
+        # lower-case header names, so *key* is lower case too.
+        return [value.decode("latin-1") for header, value in self.raw if header == key]
+
+    def _values(self) -> dict[str, str]:
+        joined = self._joined
+        if joined is None:
+            values: dict[str, list[str]] = {}
+            for name, value in self.raw:
+                values.setdefault(name.decode("latin-1").lower(), []).append(
+                    value.decode("latin-1")
+                )
+            # Joined once per name, not once per repeat: a flood of repeated
+            # headers must cost linear time. HTTP/2 sends each cookie in a
+            # header of its own, and cookies join with "; ".
+            joined = self._joined = {
+                key: ("; " if key == "cookie" else ", ").join(texts)
+                for key, texts in values.items()
+            }
+        return joined
 
     def __getitem__(self, name: str) -> str:
-        return self._values[name.lower()]
+        return self._values()[name.lower()]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._values
+        return isinstance(name, str) and name.lower() in self._values()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
+        return iter(self._values())
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._values())
 
     def __repr__(self) -> str:
-        return f"Headers({self._values!r})"
+        return f"Headers({self._values()!r})"
 
 
 def parse_cookies(header: str) -> dict[str, str]:
@@ -61,8 +86,8 @@ def parse_cookies(header: str) -> dict[str, str]:
     return cookies
 
 
-class Request:
-    """The HTTP request being handled: ``self.request`` inside a handler.
+class HTTPConnection:
+    """What HTTP requests and WebSocket handshakes have in common.
 
     .. attribute:: scope
        :type: dict
@@ -78,6 +103,80 @@ class Request:
        :type: dict
 
        The session: loaded before the handler runs, saved after it returns.
+    """
+
+    __module__ = "micropie"
+
+    def __init__(
+        self,
+        scope: Scope,
+        path_params: list[str] | None = None,
+        session: dict[str, Any] | None = None,
+    ) -> None:
+        self.scope = scope
+        self.path_params: list[str] = path_params if path_params is not None else []
+        self.session: dict[str, Any] = session if session is not None else {}
+        self._headers: Headers | None = None
+        self._cookies: dict[str, str] | None = None
+        self._query_params: dict[str, list[str]] | None = None
+
+    @property
+    def method(self) -> str:
+        """The HTTP method, such as ``"GET"``; ``"GET"`` for a WebSocket handshake."""
+        return str(self.scope.get("method", "GET"))
+
+    @property
+    def path(self) -> str:
+        """The request path, percent-decoded, such as ``"/greet/Alice"``."""
+        return str(self.scope["path"])
+
+    @property
+    def is_secure(self) -> bool:
+        """Whether the request came over TLS (``https`` or ``wss``)."""
+        return self.scope.get("scheme") in ("https", "wss")
+
+    # Cached by hand: functools.cached_property takes a lock on every first
+    # read (Python 3.11), and each request reads these.
+    @property
+    def headers(self) -> Headers:
+        """The request headers."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = Headers(self.scope.get("headers", []))
+        return headers
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The cookies the client sent."""
+        cookies = self._cookies
+        if cookies is None:
+            values = self.headers._get(b"cookie")
+            cookies = self._cookies = parse_cookies("; ".join(values)) if values else {}
+        return cookies
+
+    @property
+    def query_params(self) -> dict[str, list[str]]:
+        """The query string's parameters, each with all of its values in order."""
+        params = self._query_params
+        if params is None:
+            query = self.scope.get("query_string", b"")
+            params = self._query_params = (
+                parse_qs(query.decode("latin-1"), keep_blank_values=True) if query else {}
+            )
+        return params
+
+    def query(self, name: str, default: str | None = None) -> str | None:
+        """The first value of the query parameter *name*, or *default*."""
+        values = self.query_params.get(name)
+        return values[0] if values else default
+
+
+class Request(HTTPConnection):
+    """The HTTP request being handled: ``self.request`` inside a handler.
+
+    *receive* and *max_body_size* let :meth:`body` read a body that was not
+    parsed up front; a Request built without them (in a test, say) has an
+    empty one.
 
     .. attribute:: body_params
        :type: dict[str, list[str]]
@@ -98,59 +197,18 @@ class Request:
         scope: Scope,
         path_params: list[str] | None = None,
         session: dict[str, Any] | None = None,
+        *,
+        receive: Receive | None = None,
+        max_body_size: int = 0,
     ) -> None:
-        self.scope = scope
-        self.path_params: list[str] = path_params if path_params is not None else []
-        self.session: dict[str, Any] = session if session is not None else {}
+        super().__init__(scope, path_params, session)
         self.body_params: dict[str, list[str]] = {}
         self.files: dict[str, list[UploadFile]] = {}
         self._json: Any = _NO_JSON
         self._renew_session = False
         self._body: bytes | None = None
-        # Set by the App, for reading a body that it did not parse itself.
-        self._receive: Receive | None = None
-        self._max_body_size = 0
-
-    @property
-    def method(self) -> str:
-        """The HTTP method, such as ``"GET"``; ``"GET"`` for a WebSocket handshake."""
-        return str(self.scope.get("method", "GET"))
-
-    @property
-    def path(self) -> str:
-        """The request path, percent-decoded, such as ``"/greet/Alice"``."""
-        return str(self.scope["path"])
-
-    @property
-    def is_secure(self) -> bool:
-        """Whether the request came over TLS (``https`` or ``wss``)."""
-        return self.scope.get("scheme") in ("https", "wss")
-
-    @cached_property
-    def headers(self) -> Headers:
-        """The request headers."""
-        return Headers(self.scope.get("headers", []))
-
-    @cached_property
-    def cookies(self) -> dict[str, str]:
-        """The cookies the client sent."""
-        # Every request reads this (for the session): scan for the one header
-        # rather than build all of them.
-        values = header_values(self.scope, b"cookie")
-        return parse_cookies("; ".join(values)) if values else {}
-
-    @cached_property
-    def query_params(self) -> dict[str, list[str]]:
-        """The query string's parameters, each with all of its values in order."""
-        query = self.scope.get("query_string", b"")
-        if not query:
-            return {}
-        return parse_qs(query.decode("latin-1"), keep_blank_values=True)
-
-    def query(self, name: str, default: str | None = None) -> str | None:
-        """The first value of the query parameter *name*, or *default*."""
-        values = self.query_params.get(name)
-        return values[0] if values else default
+        self._receive = receive
+        self._max_body_size = max_body_size
 
     def renew_session(self) -> None:
         """Move the session to a new ID when this response is sent, and retire
@@ -187,7 +245,7 @@ class Request:
         :attr:`body_params` and :attr:`files`.
         """
         if self._body is None:
-            if self.files or self.content_type == "multipart/form-data":
+            if self.files or self.content_type == _MULTIPART:
                 raise RuntimeError(
                     "a multipart body is parsed as it arrives, into body_params and "
                     "files; its raw bytes are not kept"
@@ -201,11 +259,41 @@ class Request:
     @property
     def content_type(self) -> str:
         """The media type of the body, without parameters, lower case."""
-        values = header_values(self.scope, b"content-type")
+        values = self.headers._get(b"content-type")
         return values[0].split(";", 1)[0].strip().lower() if values else ""
 
+    async def _parse_body(self) -> None:
+        """Parse a form or JSON body up front, so that it can fill parameters."""
+        content_type = self.content_type
+        if content_type == _FORM:
+            self.body_params = parse_form(await self.body())
+        elif content_type == _MULTIPART:
+            if self._receive is not None:
+                self.body_params, self.files = await read_multipart(
+                    self._receive, self.headers["content-type"], self._max_body_size
+                )
+        elif content_type == "application/json" or content_type.endswith("+json"):
+            body = await self.body()
+            if body:
+                self._json = parse_json(body)
 
-class WebSocketRequest(Request):
+    def _parameter_values(self) -> dict[str, Any]:
+        """What the body offers to fill parameters: form fields, files, JSON keys."""
+        json_object = self._json if isinstance(self._json, dict) else None
+        if not self.body_params and not self.files and json_object is None:
+            return {}
+        values: dict[str, Any] = dict(json_object or {})
+        values.update((name, items[0]) for name, items in self.files.items() if items)
+        values.update((name, items[0]) for name, items in self.body_params.items() if items)
+        return values
+
+    def _close_files(self) -> None:
+        for uploads in self.files.values():
+            for upload in uploads:
+                upload.close()
+
+
+class WebSocketRequest(HTTPConnection):
     """The handshake of the WebSocket being handled: ``self.request`` in a ``ws_`` handler."""
 
     __module__ = "micropie"
@@ -216,16 +304,10 @@ class WebSocketRequest(Request):
         return list(self.scope.get("subprotocols", []))
 
 
-def header_values(scope: Scope, name: bytes) -> list[str]:
-    """The values of the header *name* (lower case), straight from the scope.
-
-    Cheaper than :attr:`Request.headers` where one header is all a request needs.
-    """
-    # ASGI servers lower-case header names, so one comparison does.
-    return [value.decode("latin-1") for key, value in scope.get("headers", ()) if key == name]
-
-
+_FORM = "application/x-www-form-urlencoded"
+_MULTIPART = "multipart/form-data"
 _NO_JSON: Any = object()
 
-#: The request being handled by the current task.
-current_request: ContextVar[Request] = ContextVar("micropie_current_request")
+#: The request being handled by the current task: a :class:`Request`, or a
+#: :class:`WebSocketRequest` in a ``ws_`` handler.
+current_request: ContextVar[Request | WebSocketRequest] = ContextVar("micropie_current_request")

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlencode, urlsplit
 
 from micropie._asgi import Message
-from micropie.request import Headers, parse_cookies
+from micropie.cookiejar import CookieJar
+from micropie.request import Headers
 from micropie.websocket import ConnectionClosed
 
 __all__ = [
@@ -75,6 +76,10 @@ class HTTPResponse:
         """The body decoded as UTF-8."""
         return self.content.decode("utf-8")
 
+    def json(self) -> Any:
+        """The body parsed as JSON; ``ValueError`` if it is not JSON."""
+        return _json.loads(self.content)
+
 
 class TestClient:
     """A client for *app* that runs it in this process, one call at a time.
@@ -89,8 +94,10 @@ class TestClient:
     def __init__(self, app: ASGIApp, *, timeout: float = 5.0) -> None:
         self.app = app
         self.timeout = timeout
-        #: Cookies set by the application, sent back with every request.
-        self.cookies: dict[str, str] = {}
+        #: Cookies set by the application, sent back with the requests they
+        #: apply to, as a browser would: a :class:`~micropie.cookiejar.CookieJar`,
+        #: which maps names to values.
+        self.cookies = CookieJar()
         self._loop = asyncio.new_event_loop()
         # A client nobody closes (as in a quick example) still releases its loop.
         weakref.finalize(self, self._loop.close)
@@ -122,7 +129,7 @@ class TestClient:
         other = TestClient.__new__(TestClient)
         other.app = self.app
         other.timeout = self.timeout
-        other.cookies = {}
+        other.cookies = CookieJar()
         other._loop = self._loop
         other._lifespan = None
         other._loop_owner = self._loop_owner or self
@@ -133,7 +140,7 @@ class TestClient:
         path: str,
         *,
         subprotocols: Iterable[str] = (),
-        headers: Mapping[str, str] | None = None,
+        headers: RequestHeaders | None = None,
         secure: bool = False,
     ) -> WebSocketTestSession:
         """Open a WebSocket to *path* (which may carry a query string).
@@ -141,7 +148,7 @@ class TestClient:
         Returns a session to use in a ``with`` block; the handshake happens when
         the block is entered and raises :class:`WebSocketRejected` if refused.
         """
-        scope = self._scope("websocket", path, headers, secure)
+        scope = self._scope("websocket", path, _header_pairs(headers), secure)
         scope["scheme"] = "wss" if secure else "ws"
         scope["subprotocols"] = list(subprotocols)
         return WebSocketTestSession(self, scope)
@@ -151,7 +158,7 @@ class TestClient:
         method: str,
         path: str,
         *,
-        headers: Mapping[str, str] | None = None,
+        headers: RequestHeaders | None = None,
         body: bytes = b"",
         json: Any = None,
         form: Mapping[str, str] | None = None,
@@ -162,28 +169,32 @@ class TestClient:
     ) -> HTTPResponse:
         """Send a request for *path* and return the response.
 
-        The body is *body* as it is, or *json* encoded as JSON, or *form* (with
-        *files*, each ``(filename, content, content_type)``) encoded as a form,
-        with a matching ``Content-Type``. With *chunk_size*, the body reaches
-        the application in pieces of that size, as from a slow network.
+        *headers* is a mapping, or a list of ``(name, value)`` pairs in which a
+        name may come more than once. The body is *body* as it is, or *json*
+        encoded as JSON, or *form* (with *files*, each ``(filename, content,
+        content_type)``) encoded as a form, with a matching ``Content-Type``.
+        With *chunk_size*, the body reaches the application in pieces of that
+        size, as from a slow network.
         With *max_chunks*, the client leaves once that many chunks of the
         response body have come (an endless stream, say): the application
         then receives ``http.disconnect``, and a later send raises
         :class:`ClientDisconnected`.
         """
-        headers = dict(headers or {})
+        pairs = _header_pairs(headers)
+        content_type = None
         if json is not None:
             body = _json.dumps(json).encode("utf-8")
-            headers.setdefault("content-type", "application/json")
+            content_type = "application/json"
         elif files:
             body, content_type = _encode_multipart(form or {}, files)
-            headers.setdefault("content-type", content_type)
         elif form is not None:
             body = urlencode(form).encode("ascii")
-            headers.setdefault("content-type", "application/x-www-form-urlencoded")
+            content_type = "application/x-www-form-urlencoded"
+        if content_type is not None:
+            _set_default(pairs, "content-type", content_type)
         if body:
-            headers.setdefault("content-length", str(len(body)))
-        scope = self._scope("http", path, headers, secure)
+            _set_default(pairs, "content-length", str(len(body)))
+        scope = self._scope("http", path, pairs, secure)
         scope.update(method=method.upper(), scheme="https" if secure else "http")
         size = chunk_size or len(body) or 1
         chunks = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
@@ -242,17 +253,15 @@ class TestClient:
         return response
 
     def _scope(
-        self, kind: str, path: str, headers: Mapping[str, str] | None, secure: bool
+        self, kind: str, path: str, headers: list[tuple[str, str]], secure: bool
     ) -> dict[str, Any]:
         parts = urlsplit(path)
-        given = {name.lower(): value for name, value in (headers or {}).items()}
         # Headers the caller gives replace the defaults (a Host of their own, say).
-        given.setdefault("host", "testserver")
-        if self.cookies and "cookie" not in given:
-            given["cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-        raw_headers = [
-            (name.encode("latin-1"), value.encode("latin-1")) for name, value in given.items()
-        ]
+        _set_default(headers, "host", "testserver")
+        cookie_header = self.cookies.header_for(unquote(parts.path or "/"))
+        if cookie_header:
+            _set_default(headers, "cookie", cookie_header)
+        raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         return {
             "type": kind,
             "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -270,13 +279,7 @@ class TestClient:
     def _remember_cookies(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
         for name, value in headers:
             if name.lower() == b"set-cookie":
-                pair, _, attributes = value.decode("latin-1").partition(";")
-                cookie = parse_cookies(pair)
-                if "max-age=0" in attributes.lower().replace(" ", ""):
-                    for cookie_name in cookie:
-                        self.cookies.pop(cookie_name, None)
-                else:
-                    self.cookies.update(cookie)
+                self.cookies.set_from_header(value.decode("latin-1"))
 
     def _run(self, awaitable: Awaitable[_T]) -> _T:
         try:
@@ -295,6 +298,20 @@ class TestClient:
             raise TimeoutError(
                 f"the application did not answer within {self.timeout} seconds"
             ) from None
+
+
+RequestHeaders = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def _header_pairs(headers: RequestHeaders | None) -> list[tuple[str, str]]:
+    """*headers* as ``(name, value)`` pairs, names in lower case, repeats kept."""
+    items = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return [(name.lower(), value) for name, value in items]
+
+
+def _set_default(headers: list[tuple[str, str]], name: str, value: str) -> None:
+    if all(given != name for given, _ in headers):
+        headers.append((name, value))
 
 
 class WebSocketTestSession:
@@ -466,18 +483,26 @@ def _encode_multipart(
     parts: list[bytes] = []
     for name, value in form.items():
         parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            f"--{boundary}\r\nContent-Disposition: form-data; name={_quoted(name)}\r\n\r\n".encode()
             + value.encode("utf-8")
             + b"\r\n"
         )
     for name, (filename, content, content_type) in files.items():
         head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
+            f"--{boundary}\r\nContent-Disposition: form-data; name={_quoted(name)}; "
+            f"filename={_quoted(filename)}\r\nContent-Type: {content_type}\r\n\r\n"
         )
         parts.append(head.encode() + content + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+def _quoted(value: str) -> str:
+    """A form field or file name as browsers quote it (the HTML standard's
+    multipart encoding): ``"``, CR and LF percent-encoded, so that a name can
+    never end the header or start a new one."""
+    escaped = value.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    return f'"{escaped}"'
 
 
 async def _next_from(

@@ -1,4 +1,4 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules of every folder (unit, e2e, docs)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,20 @@ from typing import Any
 import pytest
 
 from micropie.testing import TestClient
-from tests.docs_site import sphinx_build
+from tests.helpers.docs_site import sphinx_build
+from tests.helpers.redis import RedisServer, run_redis
 
 
 @pytest.fixture
 def make_client() -> Iterator[Callable[..., TestClient]]:
-    """Make test clients (``make_client(app, **options)``), closed when the test ends."""
+    """Make test clients (``make_client(app, session_id=None, **options)``), closed when
+    the test ends; with *session_id*, the client starts with that session cookie."""
     clients: list[TestClient] = []
 
-    def make(app: Any, **options: Any) -> TestClient:
+    def make(app: Any, session_id: str | None = None, **options: Any) -> TestClient:
         client = TestClient(app, **options)
+        if session_id is not None:
+            client.cookies["session_id"] = session_id
         clients.append(client)
         return client
 
@@ -34,3 +38,13 @@ def site_doctrees(tmp_path_factory: pytest.TempPathFactory) -> Path:
     doctrees = out / "doctrees"
     sphinx_build("dummy", out / "dummy", "-d", str(doctrees))
     return doctrees
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the whole run (127.0.0.1, an ephemeral port, no persistence).
+
+    Tests that share it keep their keys and channels apart by name.
+    """
+    with run_redis() as server:
+        yield server

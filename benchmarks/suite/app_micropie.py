@@ -7,8 +7,6 @@ from typing import Any
 from micropie import App, WebSocket
 from micropie.sessions import new_session_id
 
-FRAMEWORK = "micropie"
-
 
 class Bench(App):
     async def ws_text(self, ws: WebSocket) -> None:

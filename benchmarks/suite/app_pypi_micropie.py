@@ -13,8 +13,6 @@ from typing import Any
 
 from micropie import App
 
-FRAMEWORK = "pypi-micropie"
-
 
 class Bench(App):
     async def ws_text(self, ws: Any) -> None:

@@ -10,8 +10,6 @@ import json
 import secrets
 from typing import Any
 
-FRAMEWORK = "raw"
-
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 

@@ -10,8 +10,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-FRAMEWORK = "starlette"
-
 
 async def text(ws: WebSocket) -> None:
     await ws.accept()

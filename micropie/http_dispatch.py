@@ -1,0 +1,127 @@
+"""Serving one HTTP request: from the ASGI scope to the handler and back."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from micropie._asgi import Receive, Scope, Send
+from micropie.bodies import BodyError, ClientGone, MultipartMissing
+from micropie.middleware import HttpMiddleware
+from micropie.request import Request, current_request
+from micropie.responses import Response, encode_headers, error_response, to_response
+from micropie.routing import BindError, Route, RouteTable, split_path
+from micropie.sessions import SessionHandle
+from micropie.settings import AppSettings
+
+__all__ = ["serve_http"]
+
+logger = logging.getLogger("micropie")
+
+
+async def serve_http(
+    app: Any, routes: RouteTable, settings: AppSettings, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Answer the request of *scope* with the handler of *app* that its path names."""
+    head = scope["method"] == "HEAD"
+    name, segments = split_path(scope["path"])
+    route = routes.http.get(name)
+    if route is None:
+        await error_response(404).send(send, head=head)
+        return
+    request = Request(scope, segments, receive=receive, max_body_size=settings.max_body_size)
+    try:
+        await request._parse_body()
+    except BodyError as exc:
+        await error_response(exc.status, str(exc)).send(send, head=head)
+        return
+    except MultipartMissing as exc:
+        logger.warning("%s refused: %s", request.path, exc)
+        await error_response(415, "multipart/form-data is not supported here").send(send, head=head)
+        return
+    except ClientGone:
+        return
+    session = SessionHandle(settings.session_backend)
+    try:
+        request.session = await session.load(request.cookies)
+    except Exception:
+        logger.exception("loading the session for %s failed", request.path)
+        await error_response(500).send(send, head=head)
+        return
+    token = current_request.set(request)
+    try:
+        response = await _respond(app, route, request, session, settings.middlewares.http)
+    finally:
+        current_request.reset(token)
+        if request.files:
+            request._close_files()
+    if response is not None:
+        await response.send(send, head=head, receive=receive)
+
+
+async def _respond(
+    app: Any,
+    route: Route,
+    request: Request,
+    session: SessionHandle,
+    middlewares: tuple[HttpMiddleware, ...],
+) -> Response | None:
+    try:
+        result = None
+        for middleware in middlewares:
+            result = await middleware.before_request(request)
+            if result is not None:
+                break
+        else:
+            result = await _call_handler(app, route, request)
+        response = result if isinstance(result, Response) else to_response(result)
+        for middleware in reversed(middlewares):
+            response = await _after_request(middleware, request, response)
+        cookie = await session.commit_http(
+            request.session, secure=request.is_secure, renew=request._renew_session
+        )
+        if cookie is not None:
+            response.headers.append((b"set-cookie", cookie))
+    except BodyError as exc:  # from request.body() inside the handler
+        return error_response(exc.status, str(exc))
+    except ClientGone:
+        return None  # nobody is left to answer
+    except Exception:
+        logger.exception("HTTP handler %s failed", route.name)
+        return error_response(500)
+    return response
+
+
+async def _after_request(
+    middleware: HttpMiddleware, request: Request, response: Response
+) -> Response:
+    # Without the Content-Length a streamed file may carry: it is not the
+    # middleware's to change, and is kept as it is.
+    length = [(k, v) for k, v in response.headers if k == b"content-length"]
+    headers = [
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in response.headers
+        if k != b"content-length"
+    ]
+    given = headers.copy()
+    replaced = await middleware.after_request(request, response.status, response.body, headers)
+    if replaced is not None:
+        return to_response(replaced)
+    if headers != given:
+        # Headers changed in place: the response, stream and all, stays.
+        response.headers = [*encode_headers(headers), *length]
+    return response
+
+
+async def _call_handler(app: Any, route: Route, request: Request) -> Any:
+    try:
+        args, kwargs = route.bind(
+            request.path_params, request.query_params, request._parameter_values(), request.session
+        )
+    except BindError as exc:
+        if exc.not_found:
+            return error_response(404)
+        return error_response(400, f"Bad Request: {exc}")
+    if route.is_async:
+        return await route.function(app, *args, **kwargs)
+    return route.function(app, *args, **kwargs)

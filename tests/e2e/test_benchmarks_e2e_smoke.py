@@ -1,0 +1,81 @@
+"""The benchmark suite's end-to-end parts still run: the echo under uvicorn for every
+framework, and the whole ``python -m benchmarks`` command at a tiny size.
+
+They measure nothing (see tests/unit/test_benchmarks_smoke.py for the in-process workloads).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import e2e, fanout, report
+from benchmarks.frameworks import FRAMEWORKS, get_framework
+from benchmarks.run import main
+from tests.helpers.bench import COPY_MARK, framework, micropie_copy
+from tests.helpers.support import require_program
+
+
+@pytest.mark.parametrize("name", list(FRAMEWORKS))
+def test_the_end_to_end_echo_runs_under_uvicorn(name: str) -> None:
+    with e2e.serve(framework(name)) as server:
+        outcome = e2e.echo_load(server, "/text", clients=3, messages=5)
+    assert outcome["messages"] == 15
+    assert outcome["seconds"] > 0
+
+
+def test_the_end_to_end_server_runs_the_micropie_source(tmp_path: Path) -> None:
+    tried = get_framework("micropie", micropie_copy(tmp_path))
+    with e2e.serve(tried) as server:
+        outcome = e2e.echo_load(server, "/text", clients=2, messages=3)
+        assert COPY_MARK in server.output
+    assert outcome["messages"] == 6
+
+
+def test_the_fanout_benchmark_starts_its_own_redis(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_program("redis-server")
+    monkeypatch.delenv("MICROPIE_REDIS_URL", raising=False)
+    assert fanout.main(["--messages", "10", "--rounds", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rates = {line.split()[0]: float(line.split()[1].replace(",", "")) for line in lines[2:4]}
+    assert set(rates) == {"in-memory", "redis"} and min(rates.values()) > 0
+
+
+def test_the_command_writes_the_table_and_the_chart(tmp_path: Path) -> None:
+    chart = importlib.util.find_spec("matplotlib") is not None
+    args = [
+        "--frameworks", "raw,micropie",
+        "--workloads", "ws_handshake,e2e_echo",
+        "--ws-handshake", "2",
+        "--rounds", "1", "--repeats", "1", "--e2e-rounds", "1",
+        "--clients", "2", "--client-messages", "3",
+        "--output-dir", str(tmp_path),
+        *([] if chart else ["--no-chart"]),
+    ]  # fmt: skip
+    assert main(args) == 0
+
+    table = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "| Workload | raw ASGI | micropie (this repo) |" in table
+    assert "Handshake with a session cookie, in process, per handshake" in table
+    assert "Echo through uvicorn, end to end, messages per second" in table
+    assert "AMD" in table or "Intel" in table or "cores" in table
+    fragment = (tmp_path / "results.inc").read_text(encoding="utf-8")
+    assert ".. list-table::" in fragment
+    saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert set(saved["in_process"]) == {"ws_handshake"}
+    assert set(saved["end_to_end"]) == {"raw", "micropie"}
+    if chart:
+        assert (tmp_path / "results.png").read_bytes().startswith(b"\x89PNG")
+
+    # The table can be written again from the JSON, without running anything.
+    again = tmp_path / "again"
+    assert main(["--render-from", str(tmp_path / "results.json"), "--output-dir", str(again),
+                 "--no-chart"]) == 0  # fmt: skip
+    assert report.markdown(report.Results.load(again / "results.json")) == (
+        again / "results.md"
+    ).read_text(encoding="utf-8")

@@ -1,0 +1,223 @@
+"""End-to-end: the chat room behind nginx, which terminates TLS (docs/source/howto/proxy.rst).
+
+The test makes a self-signed certificate with openssl, fills in
+examples/deploy/nginx.conf (listen port, certificate paths, uvicorn's port),
+runs nginx on 127.0.0.1 and uvicorn behind it with the command the page
+shows, then talks to the chat over https:// and wss:// with a client that
+trusts that certificate and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import re
+import shlex
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import ClientConnection
+
+from tests.helpers.clients import (
+    TIMEOUT,
+    chat_say,
+    receive,
+    session_cookie,
+    set_cookies,
+    ws_connect,
+)
+from tests.helpers.servers import (
+    NGINX_COMMAND,
+    OPENSSL_COMMAND,
+    REPO_ROOT,
+    RunningServer,
+    make_certificate,
+    run_nginx,
+    run_uvicorn,
+)
+from tests.helpers.support import captions_of_file, require_program
+
+CONFIG_PATH = "examples/deploy/nginx.conf"
+CONFIG = REPO_ROOT / CONFIG_PATH
+PAGE = REPO_ROOT / "docs" / "source" / "howto" / "proxy.rst"
+
+# The command the page shows for uvicorn; the test runs it with --fd instead of --port,
+# and APP, the file the page shows as app.py, in place of app:app.
+UVICORN_COMMAND = "uvicorn app:app --port 8000 --proxy-headers --forwarded-allow-ips=127.0.0.1"
+APP = "examples.room.app:app"
+
+# What the test fills in: each of these occurs exactly once in the config.
+LISTEN = "listen 443 ssl;"
+CERTIFICATE = "/etc/micropie/tls/cert.pem"
+KEY = "/etc/micropie/tls/key.pem"
+UPSTREAM = "proxy_pass http://127.0.0.1:8000;"
+
+
+def test_the_page_shows_the_commands_the_tests_run() -> None:
+    # A command too long for the page ends its lines in a backslash: join them.
+    page = re.sub(r" \\\n +", " ", PAGE.read_text(encoding="utf-8"))
+    # The files the commands use, shown whole under the names the commands give them.
+    assert captions_of_file(PAGE, "examples/room/app.py") == ["app.py"]
+    assert captions_of_file(PAGE, CONFIG_PATH) == ["nginx.conf"]
+    for command in (OPENSSL_COMMAND, NGINX_COMMAND, UVICORN_COMMAND):
+        assert f"\n   {command}\n" in page, command
+    assert UVICORN_COMMAND in CONFIG.read_text(encoding="utf-8")  # its comment says so too
+
+
+def test_the_config_has_each_placeholder_once() -> None:
+    config = CONFIG.read_text(encoding="utf-8")
+    for placeholder in (LISTEN, CERTIFICATE, KEY, UPSTREAM):
+        assert config.count(placeholder) == 1, placeholder
+
+
+def uvicorn_args(command: str) -> list[str]:
+    """The arguments of a documented uvicorn command, less the app and the port."""
+    words = shlex.split(command)
+    assert words[:4] == ["uvicorn", "app:app", "--port", "8000"]
+    return words[4:]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    openssl = require_program("openssl")
+    return make_certificate(openssl, tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def client_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    """A client context that trusts the test's certificate, and verifies names."""
+    context = ssl.create_default_context(cafile=str(certificate[0]))
+    assert context.check_hostname
+    return context
+
+
+def filled_config(port: int, certificate: tuple[Path, Path], upstream_port: int) -> str:
+    """examples/deploy/nginx.conf with the test's values in place of the example's."""
+    config = CONFIG.read_text(encoding="utf-8")
+    config = config.replace(LISTEN, f"listen 127.0.0.1:{port} ssl;")
+    config = config.replace(CERTIFICATE, str(certificate[0]))
+    config = config.replace(KEY, str(certificate[1]))
+    return config.replace(UPSTREAM, f"proxy_pass http://127.0.0.1:{upstream_port};")
+
+
+@dataclass
+class Proxy:
+    port: int
+    upstream: RunningServer
+
+    @property
+    def wss_url(self) -> str:
+        return f"wss://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def proxied_chat(
+    directory: Path, certificate: tuple[Path, Path], uvicorn_command: str
+) -> Iterator[Proxy]:
+    """The chat room under *uvicorn_command*, behind nginx with the example's config."""
+    nginx = require_program("nginx")
+    with (
+        run_uvicorn(APP, *uvicorn_args(uvicorn_command)) as upstream,
+        run_nginx(
+            nginx, directory, lambda port: filled_config(port, certificate, upstream.port)
+        ) as proxy,
+    ):
+        yield Proxy(proxy.port, upstream)
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    tmp_path_factory: pytest.TempPathFactory, certificate: tuple[Path, Path]
+) -> Iterator[Proxy]:
+    with proxied_chat(tmp_path_factory.mktemp("nginx"), certificate, UVICORN_COMMAND) as running:
+        yield running
+
+
+def https_get(
+    proxy: Proxy, context: ssl.SSLContext, path: str, source: str = "127.0.0.1"
+) -> tuple[int, dict[str, str], str]:
+    """GET *path* through the proxy, from the local address *source*."""
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", proxy.port, timeout=TIMEOUT, context=context, source_address=(source, 0)
+    )
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode("utf-8")
+    finally:
+        connection.close()
+
+
+def wss_connect(proxy: Proxy, context: ssl.SSLContext, path: str) -> ClientConnection:
+    return ws_connect(f"{proxy.wss_url}{path}", ssl=context)
+
+
+def session_cookie_attributes(ws: ClientConnection) -> list[str]:
+    assert len(set_cookies(ws)) == 1, set_cookies(ws)
+    return session_cookie(ws)[1]
+
+
+def test_the_chat_page_over_https(proxy: Proxy, client_tls: ssl.SSLContext) -> None:
+    status, headers, body = https_get(proxy, client_tls, "/")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    assert "new WebSocket(" in body
+    assert headers["Server"].startswith("nginx")  # it did come through the proxy
+
+
+def test_uvicorn_takes_the_client_address_from_x_forwarded_for(
+    proxy: Proxy, client_tls: ssl.SSLContext
+) -> None:
+    # The client connects from 127.0.0.3; nginx connects to uvicorn from 127.0.0.1.
+    mark = proxy.upstream.mark()
+    status, _, _ = https_get(proxy, client_tls, "/", source="127.0.0.3")
+    assert status == 200
+    proxy.upstream.wait_for_output('127.0.0.3:0 - "GET / HTTP/1.1" 200', since=mark)
+
+
+def test_wss_through_nginx_echoes_and_broadcasts(proxy: Proxy, client_tls: ssl.SSLContext) -> None:
+    with (
+        wss_connect(proxy, client_tls, "/chat") as alice,
+        wss_connect(proxy, client_tls, "/chat") as bob,
+    ):
+        alice_name = chat_say(alice, "hello over TLS")
+        assert receive(bob) == f"{alice_name}: hello over TLS"
+        bob_name = chat_say(bob, "héllo ✓")
+        assert receive(alice) == f"{bob_name}: héllo ✓"
+
+
+def test_the_session_cookie_is_secure_behind_the_proxy(
+    proxy: Proxy, client_tls: ssl.SSLContext
+) -> None:
+    with wss_connect(proxy, client_tls, "/chat") as ws:
+        attributes = session_cookie_attributes(ws)
+        chat_say(ws, "hi")
+    assert attributes == ["Path=/", "HttpOnly", "SameSite=Lax", "Secure"]
+
+
+def test_a_trusted_address_can_claim_tls_without_it(proxy: Proxy) -> None:
+    # Straight to uvicorn, from 127.0.0.1, on plain ws://, claiming https: believed.
+    with ws_connect(
+        f"{proxy.upstream.ws_url}/chat", headers={"X-Forwarded-Proto": "https"}
+    ) as ws:
+        attributes = session_cookie_attributes(ws)
+        chat_say(ws, "hi")
+    assert attributes == ["Path=/", "HttpOnly", "SameSite=Lax", "Secure"]
+
+
+def test_headers_from_an_untrusted_address_are_ignored(
+    tmp_path: Path, certificate: tuple[Path, Path], client_tls: ssl.SSLContext
+) -> None:
+    # uvicorn trusts only 192.0.2.1 here, not nginx on 127.0.0.1: the scheme
+    # stays ws, and the cookie loses its Secure flag although the client used TLS.
+    untrusting = UVICORN_COMMAND.replace("127.0.0.1", "192.0.2.1")
+    with (
+        proxied_chat(tmp_path, certificate, untrusting) as proxy,
+        wss_connect(proxy, client_tls, "/chat") as ws,
+    ):
+        attributes = session_cookie_attributes(ws)
+        chat_say(ws, "hi")
+    assert attributes == ["Path=/", "HttpOnly", "SameSite=Lax"]

@@ -1,0 +1,283 @@
+"""One suite, two session backends: InMemorySessionBackend and RedisSessionBackend.
+
+Every test of the shared part runs against both, the Redis one on a real
+``redis-server`` (started here on 127.0.0.1, an ephemeral port). Expiry is
+checked in real time, with a max_age of one second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from micropie import App, RedisUnavailable
+from micropie.redis_sessions import RedisSessionBackend
+from micropie.sessions import InMemorySessionBackend, SessionBackend
+from micropie.testing import TestClient
+from tests.helpers.apps.session_apps import SessionWebApp
+from tests.helpers.redis import RedisServer
+from tests.helpers.servers import free_port
+
+Scenario = Callable[[SessionBackend], Awaitable[Any]]
+
+
+class Backends:
+    """Makes backends of one kind; Redis ones get a prefix of their own per test."""
+
+    def __init__(self, kind: str, request: pytest.FixtureRequest) -> None:
+        self.kind = kind
+        self.prefix = f"test:{uuid.uuid4().hex}:"
+        self.url = request.getfixturevalue("redis_server").url if kind == "redis" else ""
+
+    def make(self, max_age: float = 60.0) -> SessionBackend:
+        if self.kind == "memory":
+            return InMemorySessionBackend(max_age=max_age, cleanup_interval=0.1)
+        return RedisSessionBackend(self.url, max_age=max_age, prefix=self.prefix)
+
+    def run(self, scenario: Scenario, max_age: float = 60.0) -> Any:
+        """Run *scenario* with a new backend on a new event loop, then close the backend."""
+
+        async def main() -> Any:
+            backend = self.make(max_age)
+            try:
+                return await scenario(backend)
+            finally:
+                if isinstance(backend, RedisSessionBackend):
+                    await backend.aclose()
+
+        return asyncio.run(main())
+
+    def app(self, app: App, max_age: float = 60.0) -> App:
+        """*app* with a backend of this kind, checked at startup and closed at shutdown."""
+        backend = self.make(max_age)
+        app.session_backend = backend
+        if isinstance(backend, RedisSessionBackend):
+            app.startup_handlers.append(backend.check)
+            app.shutdown_handlers.append(backend.aclose)
+        return app
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backends(request: pytest.FixtureRequest) -> Backends:
+    return Backends(request.param, request)
+
+
+# The backend on its own.
+
+
+def test_load_of_unknown_id_returns_none(backends: Backends) -> None:
+    async def scenario(backend: SessionBackend) -> Any:
+        return await backend.load("nobody")
+
+    assert backends.run(scenario) is None
+
+
+def test_save_then_load_returns_the_data(backends: Backends) -> None:
+    async def scenario(backend: SessionBackend) -> Any:
+        await backend.save("sid", {"user": "ada", "visits": 3, "cart": ["apple"], "n": None})
+        return await backend.load("sid")
+
+    assert backends.run(scenario) == {"user": "ada", "visits": 3, "cart": ["apple"], "n": None}
+
+
+def test_sessions_are_kept_apart_by_id(backends: Backends) -> None:
+    async def scenario(backend: SessionBackend) -> Any:
+        await backend.save("one", {"n": 1})
+        await backend.save("two", {"n": 2})
+        return await backend.load("one"), await backend.load("two")
+
+    assert backends.run(scenario) == ({"n": 1}, {"n": 2})
+
+
+def test_save_replaces_previous_data(backends: Backends) -> None:
+    async def scenario(backend: SessionBackend) -> Any:
+        await backend.save("sid", {"a": 1, "b": 2})
+        await backend.save("sid", {"a": 5})
+        return await backend.load("sid")
+
+    assert backends.run(scenario) == {"a": 5}
+
+
+def test_load_returns_a_copy(backends: Backends) -> None:
+    async def scenario(backend: SessionBackend) -> Any:
+        await backend.save("sid", {"cart": ["apple"]})
+        first = await backend.load("sid")
+        assert first is not None
+        first["cart"].append("pear")
+        first["new"] = 1
+        return await backend.load("sid")
+
+    assert backends.run(scenario) == {"cart": ["apple"]}
+
+
+def test_saving_empty_data_deletes_the_session(backends: Backends) -> None:
+    async def scenario(backend: SessionBackend) -> Any:
+        await backend.save("sid", {"user": "ada"})
+        await backend.save("sid", {})
+        await backend.save("never-saved", {})  # deleting what is not there is fine
+        return await backend.load("sid"), await backend.load("never-saved")
+
+    assert backends.run(scenario) == (None, None)
+
+
+def test_a_session_expires_max_age_after_its_last_save(backends: Backends) -> None:
+    async def scenario(backend: SessionBackend) -> Any:
+        await backend.save("sid", {"user": "ada"})
+        fresh = await backend.load("sid")
+        await asyncio.sleep(1.4)
+        return fresh, await backend.load("sid")
+
+    assert backends.run(scenario, max_age=1.0) == ({"user": "ada"}, None)
+
+
+def test_saving_again_renews_the_expiry(backends: Backends) -> None:
+    async def scenario(backend: SessionBackend) -> Any:
+        await backend.save("sid", {"v": 1})
+        await asyncio.sleep(0.7)
+        await backend.save("sid", {"v": 2})
+        await asyncio.sleep(0.7)  # 1.4 s after the first save, 0.7 s after the second
+        kept = await backend.load("sid")
+        await asyncio.sleep(0.7)
+        return kept, await backend.load("sid")
+
+    assert backends.run(scenario, max_age=1.0) == ({"v": 2}, None)
+
+
+def test_max_age_must_be_positive(backends: Backends) -> None:
+    with pytest.raises(ValueError, match="max_age must be positive"):
+        backends.make(max_age=0)
+
+
+# The backend behind an App.
+
+
+def test_app_keeps_a_session_across_requests(backends: Backends) -> None:
+    with TestClient(backends.app(SessionWebApp())) as client:
+        assert client.get("/whoami").text == "anonymous"
+        assert client.get("/login/ada").text == "welcome"
+        assert "session_id" in client.cookies
+        assert client.get("/whoami").text == "ada"
+        assert [client.get("/visit").text for _ in range(3)] == ["1", "2", "3"]
+        assert client.get("/logout").text == "bye"
+        assert client.get("/whoami").text == "anonymous"
+
+
+def test_app_sessions_are_kept_apart_by_visitor(backends: Backends) -> None:
+    with TestClient(backends.app(SessionWebApp())) as ada:
+        bob = ada.another_client()
+        ada.get("/login/ada")
+        bob.get("/login/bob")
+        assert (ada.get("/whoami").text, bob.get("/whoami").text) == ("ada", "bob")
+
+
+def test_app_never_adopts_an_unknown_session_id(backends: Backends) -> None:
+    with TestClient(backends.app(SessionWebApp())) as client:
+        client.cookies["session_id"] = "made-up-by-the-client"
+        client.get("/login/ada")
+        assert client.cookies["session_id"] != "made-up-by-the-client"
+        assert client.get("/whoami").text == "ada"
+
+
+def test_app_shares_the_session_with_websockets(backends: Backends) -> None:
+    with TestClient(backends.app(SessionWebApp())) as client:
+        client.get("/login/ada")
+        with client.websocket_connect("/whoami") as ws:
+            assert ws.receive_text() == "ada"
+        with client.websocket_connect("/rename/grace"):
+            pass
+        assert client.get("/whoami").text == "grace"
+
+
+def test_app_forgets_an_expired_session(backends: Backends) -> None:
+    with TestClient(backends.app(SessionWebApp(), max_age=1.0)) as client:
+        client.get("/login/ada")
+        assert client.get("/whoami").text == "ada"
+        time.sleep(1.4)
+        assert client.get("/whoami").text == "anonymous"
+
+
+# Redis only: what is stored, and what happens without Redis.
+
+
+def test_redis_stores_json_with_an_expiry(redis_server: RedisServer) -> None:
+    import redis.asyncio
+
+    async def scenario() -> tuple[Any, int]:
+        client = redis.asyncio.from_url(redis_server.url)
+        try:
+            backend = RedisSessionBackend(client, max_age=30, prefix="inspect:")
+            await backend.save("sid", {"user": "ada"})
+            return await client.get("inspect:sid"), await client.pttl("inspect:sid")
+        finally:
+            await client.aclose()
+
+    raw, ttl = asyncio.run(scenario())
+    assert json.loads(raw) == {"user": "ada"}
+    assert 25_000 < ttl <= 30_000
+
+
+def test_redis_ignores_a_value_it_did_not_write(redis_server: RedisServer) -> None:
+    import redis.asyncio
+
+    async def scenario() -> Any:
+        client = redis.asyncio.from_url(redis_server.url)
+        try:
+            await client.set("odd:sid", b"not json")
+            await client.set("odd:list", b"[1, 2]")
+            backend = RedisSessionBackend(client, prefix="odd:")
+            return await backend.load("sid"), await backend.load("list")
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(scenario()) == (None, None)
+
+
+def check_fails(url: str) -> RedisUnavailable:
+    """What ``check()`` raises for a backend on *url*, where nothing listens."""
+
+    async def scenario() -> None:
+        backend = RedisSessionBackend(url)
+        try:
+            await backend.check()
+        finally:
+            await backend.aclose()
+
+    with pytest.raises(RedisUnavailable) as caught:
+        asyncio.run(scenario())
+    return caught.value
+
+
+def test_check_names_the_url_when_redis_is_unreachable() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    assert f"cannot reach Redis at {url}" in str(check_fails(url))
+
+
+def test_check_hides_the_password() -> None:
+    error = str(check_fails(f"redis://user:s3cret@127.0.0.1:{free_port()}/0"))
+    assert "s3cret" not in error
+    assert "user:***@127.0.0.1" in error
+
+
+def test_the_app_fails_at_startup_when_redis_is_unreachable() -> None:
+    port = free_port()
+    backend = RedisSessionBackend(f"redis://127.0.0.1:{port}/0")
+    app = SessionWebApp(backend)
+    app.startup_handlers.append(backend.check)
+    app.shutdown_handlers.append(backend.aclose)
+    client = TestClient(app)
+    with pytest.raises(RuntimeError, match=f"application startup failed.*127.0.0.1:{port}"):
+        client.__enter__()
+    client.close()
+
+
+def test_a_missing_redis_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ImportError, match="pip install redis"):
+        RedisSessionBackend("redis://127.0.0.1:6379/0")

@@ -60,7 +60,7 @@ FRAMEWORKS = {
     ),
     "starlette": Framework("starlette", "Starlette", "app_starlette", "#1971c2"),
     "pypi-micropie": Framework(
-        "pypi-micropie", "micropie (PyPI)", "app_pypi_micropie", "#f59f00",
+        "pypi-micropie", "micropie (PyPI)", "app_micropie", "#f59f00",
         python=PYPI_PYTHON, micropie_home=PYPI_VENV,
     ),
 }  # fmt: skip

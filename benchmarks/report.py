@@ -9,7 +9,7 @@ import os
 import platform
 import statistics
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,17 +30,6 @@ WORKLOADS = {
     E2E: ("Echo through uvicorn, end to end", "message", "{clients} clients, each echoing "
           "{client_messages:,} text messages, one uvicorn worker"),
 }  # fmt: skip
-#: MicroPie's targets: its time per operation over another framework's, at most this.
-TARGETS = [
-    ("text echo: per message vs raw ASGI", "ws_text", "raw", 1.15),
-    ("text echo: per message vs Starlette", "ws_text", "starlette", 0.7),
-    ("binary echo: per message vs raw ASGI", "ws_binary", "raw", 1.15),
-    ("binary echo: per message vs Starlette", "ws_binary", "starlette", 0.7),
-    ("per handshake vs Starlette", "ws_handshake", "starlette", 0.8),
-    ("per handshake vs micropie (PyPI)", "ws_handshake", "pypi-micropie", 1.0),
-    ("end to end: time per message vs Starlette", E2E, "starlette", 1.0),
-    ("HTTP JSON: per request vs Starlette", "http_json", "starlette", 1.0),
-]
 TIMES = "\u00d7"  # the multiplication sign of the ratios
 
 
@@ -154,16 +143,17 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}{TIMES}"
 
 
+def _rate(seconds: float) -> str:
+    return f"{1 / seconds:,.0f} msg/s"
+
+
 def table_rows(results: Results, measure: str = "cpu_seconds") -> list[tuple[str, str, list[str]]]:
     """(workload, title, each framework's cell): time per operation and ratio to raw ASGI."""
-    Row = tuple[str, str, str, Callable[[float], str]]
-    rows: list[Row] = []
-    for workload in results.in_process:
-        title, unit, _ = WORKLOADS[workload]
-        rows.append((workload, f"{title}, per {unit}", measure, _us))
+    rows = [
+        (w, f"{WORKLOADS[w][0]}, per {WORKLOADS[w][1]}", measure, _us) for w in results.in_process
+    ]
     if results.end_to_end and measure == "cpu_seconds":
-        rate = f"{WORKLOADS[E2E][0]}, messages per second"
-        rows.append((E2E, rate, measure, lambda seconds: f"{1 / seconds:,.0f} msg/s"))
+        rows.append((E2E, f"{WORKLOADS[E2E][0]}, messages per second", measure, _rate))
         rows.append((E2E, "… the server's CPU time per message", "server_cpu", _us))
     table = []
     for workload, title, how, show in rows:
@@ -176,91 +166,62 @@ def table_rows(results: Results, measure: str = "cpu_seconds") -> list[tuple[str
     return table
 
 
-def _about(results: Results) -> tuple[str, str, str]:
-    """Where it ran; the versions; how long it took."""
+def machine_text(results: Results) -> str:
+    machine, load = results.machine, results.machine.get("load_average_before")
+    return (
+        f"{machine['cpu']}, {machine['cores']} cores, {machine['system']}, {machine['python']}"
+        + (f", load average {load[0]:.2f} at the start" if load else "")
+    )
+
+
+def _about(results: Results) -> str:
+    """Where it ran, the versions, how long it took: the text above each table."""
     versions, server = results.versions, results.versions.get("server", {})
     parts = []
-    for name in results.frameworks:
-        if name != "raw":
-            git = f" (git {versions['git']})" if name == "micropie" and versions.get("git") else ""
-            where = versions.get("micropie_source") if name == "micropie" else None
-            version = versions["frameworks"].get(name) or "?"
-            parts.append(f"{LABELS[name]} {version}{git}" + (f" from {where}" if where else ""))
+    for name in (name for name in results.frameworks if name != "raw"):
+        git = f" (git {versions['git']})" if name == "micropie" and versions.get("git") else ""
+        where = versions.get("micropie_source") if name == "micropie" else None
+        version = versions["frameworks"].get(name) or "?"
+        parts.append(f"{LABELS[name]} {version}{git}" + (f" from {where}" if where else ""))
     if "uvicorn" in server:
         used = ", ".join(f"--{k} {v}" for k, v in versions.get("uvicorn_options", {}).items())
         parts.append(f"uvicorn {server['uvicorn']} ({used})")
     parts += [f"{name} {server[name]}" for name in SERVER_PACKAGES[1:] if name in server]
     minutes, rest = divmod(round(results.duration_seconds), 60)
+    took = f"{minutes} min {rest} s" if minutes else f"{rest} s"
     return (
-        machine_text(results),
-        "; ".join(parts),
-        f"{minutes} min {rest} s" if minutes else f"{rest} s",
+        f"Measured {results.date} on {machine_text(results)}. Versions: {'; '.join(parts)}. "
+        f"The whole run took {took}"
     )
-
-
-def machine_text(results: Results) -> str:
-    machine = results.machine
-    load = machine.get("load_average_before")
-    load_text = f", load average {load[0]:.2f} at the start" if load else ""
-    return (
-        f"{machine['cpu']}, {machine['cores']} cores, {machine['system']}, "
-        f"{machine['python']}{load_text}"
-    )
-
-
-def _markdown_table(header: list[str], rows: Iterable[list[str]], align: str = "") -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|---|" + (align or "---:|" * (len(header) - 1))]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def markdown(results: Results) -> str:
-    header = ["Workload", *(LABELS[name] for name in results.frameworks)]
-    where, versions, took = _about(results)
     settings = results.settings
+    header = ["Workload", *(LABELS[name] for name in results.frameworks)]
+
+    def table(measure: str) -> list[str]:
+        rows = [header, ["---", *["---:"] * len(results.frameworks)]]
+        rows += [[title, *cells] for _, title, cells in table_rows(results, measure)]
+        return ["| " + " | ".join(row) + " |" for row in rows]
+
     e2e_note = (
         f" End to end: messages per second, median of {settings['e2e_rounds']} runs, and its "
         "ratio as time per message."
     ) * bool(results.end_to_end)
     lines = [
-        "# MicroPie benchmarks", "",
-        f"Measured {results.date} on {where}.", f"Versions: {versions}.",
-        f"The whole run took {took} (`{results.command}`).", "",
+        "# MicroPie benchmarks", "", f"{_about(results)} (`{results.command}`).", "",
         "Median time per operation; in brackets, the ratio to the raw ASGI floor (lower is "
         "better). In process: the CPU time of the framework's process, median of "
         f"{settings['rounds'] * settings['repeats']} runs.{e2e_note}", "",
-        *_markdown_table(header, ([title, *cells] for _, title, cells in table_rows(results))),
-        "", "What each workload does:", "",
+        *table("cpu_seconds"), "", "What each workload does:", "",
     ]  # fmt: skip
     for workload in results.workloads:
         title, _, does = WORKLOADS[workload]
-        size = settings["sizes"].get(workload)
-        lines.append(f"- {title}: {does.format(size=size, **settings)}.")
-    targets = [
-        [what, _ratio(ratio := compare(results, workload, "micropie", other)),
-         f"≤ {limit:.2f}{TIMES}", "n/a" if ratio is None else "yes" if ratio <= limit else "no"]
-        for what, workload, other, limit in TARGETS
-        if workload in results.workloads and "micropie" in results.frameworks
-    ]  # fmt: skip
-    if targets:
-        lines += ["", "## MicroPie against its targets", ""]
-        lines += _markdown_table(["Ratio", "Measured", "Target", "Met"], targets, "---:|---:|---|")
+        lines.append(f"- {title}: {does.format(size=settings['sizes'].get(workload), **settings)}.")
     if results.in_process:
-        wall = table_rows(results, "wall_seconds")
         lines += ["", "## Wall-clock time", "", "The same runs timed by the clock on the wall, "
                   "which other processes on the machine can stretch:", ""]  # fmt: skip
-        lines += _markdown_table(header, ([title, *cells] for _, title, cells in wall))
-        lines += [
-            "",
-            "Spread of the in-process runs, (slowest - fastest) / median of CPU time:",
-            "",
-        ]
-        spreads = []
-        for workload, cells in results.in_process.items():
-            cpu = [[float(s) for s in cells[n]["cpu_seconds"]] for n in results.frameworks]
-            spreads.append(
-                [WORKLOADS[workload][0], *(f"{(max(c) - min(c)) / _median(c):.0%}" for c in cpu)]
-            )
-        lines += _markdown_table(header, spreads)
+        lines += table("wall_seconds")
     if results.end_to_end:
         shares = ", ".join(
             f"{LABELS[name]} {_median(r['client_cpu_seconds'] / r['seconds'] for r in runs):.0%}"
@@ -279,10 +240,8 @@ def rst_fragment(results: Results) -> str:
             text = text.replace(special, "\\" + special)
         return text
 
-    where, versions, took = _about(results)
     lines = [
-        f"Measured {results.date} on {escape(where)}. Versions: {escape(versions)}. "
-        f"The whole run took {took}.", "",
+        escape(_about(results)) + ".", "",
         ".. list-table:: Median time per operation, and its ratio to raw ASGI (lower is better)",
         "   :header-rows: 1", "   :stub-columns: 1", "", "   * - Workload",
         *(f"     - {LABELS[name]}" for name in results.frameworks),
@@ -292,20 +251,16 @@ def rst_fragment(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: The chart's size: one column of panels, as wide as the Performance page's
-#: text (about 800 CSS pixels), drawn at twice that for sharp high-DPI screens.
+#: The chart: one column of panels as wide as the Performance page's text (about
+#: 800 CSS pixels), drawn at twice that for sharp high-DPI screens. Font sizes in
+#: points: at the page's width a point is about 1.4 CSS pixels, so the smallest
+#: text stays above 12 pixels.
 CHART_WIDTH_INCHES = 8.0
 CHART_DPI = 200
-#: Font sizes in points; at the page's width one point is about 1.4 CSS pixels,
-#: so that the smallest text stays above 12 pixels.
 FONT_SIZES = {"title": 14.0, "panel": 12.0, "label": 11.0, "value": 11.0, "note": 10.0}
-# The layout, in inches: the header, then per panel its title and a row per bar.
-_HEADER_INCHES = 1.0
-_PANEL_TITLE_INCHES = 0.66  # two lines: what ran, and what is measured
-_BAR_INCHES = 0.33
-_PANEL_GAP_INCHES = 0.2
-_LABELS_INCHES = 2.0  # left of the bars: the frameworks' names
-_MARGIN_INCHES = 0.1
+# In inches: the header; per panel its title (what ran, what is measured), a row
+# per bar and a gap; left of the bars, the frameworks' names; the margin.
+HEADER, PANEL_TITLE, BAR, GAP, NAMES, MARGIN = 1.0, 0.66, 0.33, 0.2, 2.0, 0.1
 
 
 def chart(results: Results, path: Path) -> None:
@@ -321,47 +276,46 @@ def chart(results: Results, path: Path) -> None:
     for workload in results.workloads:
         bars = []  # (framework, value, its label)
         for name in results.frameworks:
-            seconds = time_per_op(results, workload, name)
-            if seconds is not None:
+            if (seconds := time_per_op(results, workload, name)) is not None:
                 e2e = workload == E2E
-                value = 1 / seconds / 1000 if e2e else seconds * 1e6
-                label = f"{value:,.1f}k msg/s" if e2e else _us(seconds)
-                ratio = compare(results, workload, name, "raw")
-                bars.append((name, value, f"{label}  ({_ratio(ratio)})"))
+                label = f"{1 / seconds / 1000:,.1f}k msg/s" if e2e else _us(seconds)
+                ratio = _ratio(compare(results, workload, name, "raw"))
+                bars.append(
+                    (name, 1 / seconds / 1000 if e2e else seconds * 1e6, f"{label}  ({ratio})")
+                )
         panels.append((workload, bars))
-    rows = [_BAR_INCHES * max(len(bars), 1) for _, bars in panels]
-    height = _HEADER_INCHES + sum(rows) + len(rows) * (_PANEL_TITLE_INCHES + _PANEL_GAP_INCHES)
-    width = CHART_WIDTH_INCHES
+    rows = [BAR * max(len(bars), 1) for _, bars in panels]
+    width, height = CHART_WIDTH_INCHES, HEADER + sum(rows) + len(rows) * (PANEL_TITLE + GAP)
     figure = plt.figure(figsize=(width, height))
 
     def text(top: float, words: str, size: str, **style: Any) -> None:
-        figure.text(_MARGIN_INCHES / width, top / height, words, fontsize=FONT_SIZES[size],
-                    va="top", **style)  # fmt: skip
+        figure.text(
+            MARGIN / width, top / height, words, fontsize=FONT_SIZES[size], va="top", **style
+        )
 
     text(height - 0.12, f"MicroPie benchmarks, {results.date}", "title", fontweight="bold")
     note = f"In brackets, each bar's ratio to raw ASGI (1.00{TIMES} is the floor). "
     note = textwrap.fill(note + machine_text(results) + ".", width=105)
     text(height - 0.45, note, "note", color="#495057", linespacing=1.3)
-    top = height - _HEADER_INCHES  # inches from the bottom, going down
+    top = height - HEADER  # inches from the bottom, going down
     for (workload, bars), row in zip(panels, rows, strict=True):
         title, unit, _ = WORKLOADS[workload]
         text(top - 0.06, title, "panel", fontweight="bold")
-        if workload == E2E:
-            text(
-                top - 0.33,
-                "Thousand messages per second; higher is better.",
-                "note",
-                color="#495057",
-            )
-        else:
-            text(top - 0.33, f"CPU time per {unit}; lower is better.", "note", color="#495057")
-        top -= _PANEL_TITLE_INCHES + row
-        span = 1 - (_LABELS_INCHES + _MARGIN_INCHES) / width
-        axis = figure.add_axes((_LABELS_INCHES / width, top / height, span, row / height))
-        top -= _PANEL_GAP_INCHES
+        what = (
+            "Thousand messages per second; higher"
+            if workload == E2E
+            else f"CPU time per {unit}; lower"
+        )
+        text(top - 0.33, f"{what} is better.", "note", color="#495057")
+        top -= PANEL_TITLE + row
+        axis = figure.add_axes(
+            (NAMES / width, top / height, 1 - (NAMES + MARGIN) / width, row / height)
+        )
+        top -= GAP
         names, values, labels = zip(*bars, strict=True) if bars else ((), (), ())
-        colours = [FRAMEWORKS[name].colour for name in names]
-        drawn = axis.barh(range(len(bars)), values, color=colours, height=0.72)
+        drawn = axis.barh(
+            range(len(bars)), values, color=[FRAMEWORKS[n].colour for n in names], height=0.72
+        )
         axis.bar_label(drawn, labels=labels, padding=4, fontsize=FONT_SIZES["value"])
         axis.set_yticks(range(len(bars)), [LABELS[name] for name in names])
         axis.tick_params(axis="y", length=0, labelsize=FONT_SIZES["label"])

@@ -19,7 +19,6 @@ from typing import Any
 from benchmarks import e2e, report
 from benchmarks.frameworks import (
     FRAMEWORKS,
-    LABELS,
     REPO_ROOT,
     BenchmarkFailed,
     Framework,
@@ -154,13 +153,6 @@ def run(
                 for key in ("wall_seconds", "cpu_seconds"):
                     cell[key] += outcome["results"][workload][key]
             log(f"  {workload}: round {number + 1}/{rounds} done")
-        for each, title, cells in report.table_rows(results):
-            if each == workload:  # the figures so far
-                shown = (
-                    f"{LABELS[name]} {cell}"
-                    for name, cell in zip(results.frameworks, cells, strict=True)
-                )
-                log(f"  {title}: {', '.join(shown)}")
     return versions
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from micropie._asgi import Receive, Scope, Send
 from micropie.background import BackgroundTasks
+from micropie.bodies import DEFAULT_MAX_BODY_SIZE
 from micropie.http_dispatch import serve_http
 from micropie.lifespan import LifespanHandler, serve_lifespan
 from micropie.middleware import HttpMiddleware, MiddlewareList, WebSocketMiddleware
@@ -86,16 +89,28 @@ class App:
     # whatever their names, never collide with what App keeps.
     __routes: ClassVar[RouteTable]
 
-    session_backend: Setting[SessionBackend] = Setting()
-    startup_handlers: Setting[list[LifespanHandler]] = Setting()
-    shutdown_handlers: Setting[list[LifespanHandler]] = Setting()
-    background_tasks: Setting[BackgroundTasks] = Setting()
-    middlewares: Setting[MiddlewareList] = Setting(MiddlewareList)
-    max_body_size: Setting[int] = Setting()
-    allowed_origins: Setting[frozenset[str]] = Setting(normalize_origins)
+    session_backend: Setting[SessionBackend, SessionBackend] = Setting()
+    startup_handlers: Setting[list[LifespanHandler], list[LifespanHandler]] = Setting()
+    shutdown_handlers: Setting[list[LifespanHandler], list[LifespanHandler]] = Setting()
+    background_tasks: Setting[BackgroundTasks, BackgroundTasks] = Setting()
+    middlewares: Setting[MiddlewareList, Iterable[HttpMiddleware | WebSocketMiddleware]] = Setting(
+        MiddlewareList.of
+    )
+    max_body_size: Setting[int, int] = Setting()
+    allowed_origins: Setting[frozenset[str], Iterable[str]] = Setting(normalize_origins)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        for name in _SETTINGS & vars(cls).keys():
+            if inspect.isfunction(vars(cls)[name]):
+                continue  # a method of that name: never a route, and harmless
+            # A value would hide the setting from the machinery, which would go
+            # on with App's: say so now rather than ignore it.
+            raise TypeError(
+                f"{cls.__name__}.{name}: {name!r} is a setting of App; set it in "
+                f"__init__ after super().__init__() (self.{name} = ...), or pass "
+                "it to App.__init__"
+            )
         cls.__routes = RouteTable(cls, reserved=_RESERVED_NAMES)
 
     def __init__(
@@ -103,7 +118,7 @@ class App:
         session_backend: SessionBackend | None = None,
         *,
         templates_dir: str | Path = "templates",
-        max_body_size: int = 10 * 1024 * 1024,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         allowed_origins: Iterable[str] = (),
         middlewares: Iterable[HttpMiddleware | WebSocketMiddleware] = (),
     ) -> None:
@@ -114,11 +129,18 @@ class App:
             startup_handlers=[],
             shutdown_handlers=[],
             background_tasks=BackgroundTasks(),
-            middlewares=MiddlewareList(middlewares),
+            middlewares=MiddlewareList.of(middlewares),
             max_body_size=max_body_size,
             allowed_origins=normalize_origins(allowed_origins),
             templates=TemplateRenderer(templates_dir),
         )
+
+    def __copy__(self) -> App:
+        # A copy has settings of its own, as it had when they were attributes.
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.__settings = dataclasses.replace(self.__settings)
+        return clone
 
     @property
     def request(self) -> Request:
@@ -164,4 +186,5 @@ class App:
 # Every public name of App itself (its settings, request): never a route,
 # whatever a subclass defines under that name.
 _RESERVED_NAMES = frozenset(name for name in dir(App) if not name.startswith("_"))
+_SETTINGS = frozenset(name for name, value in vars(App).items() if isinstance(value, Setting))
 App._App__routes = RouteTable(App, reserved=_RESERVED_NAMES)  # type: ignore[attr-defined]

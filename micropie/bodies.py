@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 from micropie._asgi import Receive
 
 __all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
     "BodyError",
     "ClientGone",
     "MultipartMissing",
@@ -20,6 +21,8 @@ __all__ = [
     "read_multipart",
 ]
 
+#: The largest request body read by default, in bytes (``App(max_body_size=...)``).
+DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
 # Uploads stay in memory up to this size, then move to a temporary file.
 _SPOOL_SIZE = 1024 * 1024
 # More fields than this in one form is an attack, not a form.

@@ -67,43 +67,74 @@ Middleware = HttpMiddleware | WebSocketMiddleware
 
 class MiddlewareList(list[Middleware]):
     """``App.middlewares``: a list that sorts its HTTP and WebSocket middlewares
-    apart whenever it changes, so that a request never has to."""
+    apart whenever it changes, so that a request never has to. Anything that
+    is not a middleware is refused before the list changes."""
 
     __slots__ = ("http", "websocket")
 
     def __init__(self, middlewares: Iterable[Middleware] = ()) -> None:
-        super().__init__(middlewares)
+        super().__init__(_checked(middlewares))
         self._sort_out()
 
+    @classmethod
+    def of(cls, middlewares: Iterable[Middleware]) -> MiddlewareList:
+        """*middlewares* itself if it is a MiddlewareList, else a new one holding them."""
+        return middlewares if isinstance(middlewares, MiddlewareList) else cls(middlewares)
+
     def _sort_out(self) -> None:
-        wrong = [m for m in self if not isinstance(m, (HttpMiddleware, WebSocketMiddleware))]
-        for middleware in wrong:
-            list.remove(self, middleware)  # the list stays usable after the error
         #: The HTTP middlewares, in order.
         self.http = tuple(m for m in self if isinstance(m, HttpMiddleware))
         #: The WebSocket middlewares, in order.
         self.websocket = tuple(m for m in self if isinstance(m, WebSocketMiddleware))
-        if wrong:
+
+
+def _checked(values: Iterable[Any]) -> list[Middleware]:
+    values = list(values)
+    for value in values:
+        if not isinstance(value, (HttpMiddleware, WebSocketMiddleware)):
             raise TypeError(
                 "App.middlewares takes HttpMiddleware and WebSocketMiddleware "
-                f"instances, not {type(wrong[0]).__name__}"
+                f"instances, not {type(value).__name__}"
             )
+    return values
 
 
-def _sorting_out(name: str) -> Any:
+# For each method that changes the list: which argument brings new items
+# (None: none; "one": a single item), so that they are checked first.
+_CHANGES: dict[str, tuple[int | None, bool]] = {
+    "append": (0, True),
+    "insert": (1, True),
+    "extend": (0, False),
+    "__iadd__": (0, False),
+    "__setitem__": (1, False),
+    "remove": (None, False),
+    "pop": (None, False),
+    "clear": (None, False),
+    "sort": (None, False),
+    "reverse": (None, False),
+    "__delitem__": (None, False),
+    "__imul__": (None, False),
+}
+
+
+def _sorting_out(name: str, position: int | None, single: bool) -> Any:
     change = getattr(list, name)
 
-    def changed(self: MiddlewareList, *args: Any) -> Any:
-        result = change(self, *args)
+    def changed(self: MiddlewareList, *given: Any, **kwargs: Any) -> Any:
+        args = list(given)
+        if position is not None:
+            new = args[position]
+            if single or (name == "__setitem__" and not isinstance(args[0], slice)):
+                _checked([new])
+            else:
+                args[position] = _checked(new)  # a list: an iterator is read once, here
+        result = change(self, *args, **kwargs)
         self._sort_out()
-        return result if result is not self else self
+        return result
 
     changed.__name__ = name
     return changed
 
 
-for _name in (
-    "append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse",
-    "__setitem__", "__delitem__", "__iadd__", "__imul__",
-):  # fmt: skip
-    setattr(MiddlewareList, _name, _sorting_out(_name))
+for _name, (_position, _single) in _CHANGES.items():
+    setattr(MiddlewareList, _name, _sorting_out(_name, _position, _single))

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any
+from functools import cached_property
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from micropie._asgi import Receive, Scope
-from micropie.bodies import UploadFile, parse_form, parse_json, read_body, read_multipart
+from micropie.bodies import (
+    DEFAULT_MAX_BODY_SIZE,
+    UploadFile,
+    parse_form,
+    parse_json,
+    read_body,
+    read_multipart,
+)
 
 __all__ = ["HTTPConnection", "Headers", "Request", "WebSocketRequest", "current_request"]
 
@@ -34,7 +42,8 @@ class Headers(Mapping[str, str]):
 
     def getlist(self, name: str) -> list[str]:
         """Every value of the header *name*, in the order received; ``[]`` if none."""
-        return self._get(name.lower().encode("latin-1"))
+        key = name.lower().encode("latin-1")
+        return [value.decode("latin-1") for header, value in self.raw if header.lower() == key]
 
     def _get(self, key: bytes) -> list[str]:
         # One scan, no dictionary: what a request reads on every call (the
@@ -86,6 +95,22 @@ def parse_cookies(header: str) -> dict[str, str]:
     return cookies
 
 
+_T = TypeVar("_T")
+
+
+class _cached(cached_property[_T]):
+    """functools.cached_property without its lock, which Python 3.11 takes on
+    every first read (each request reads these). Like it, the value can be
+    replaced or deleted (a middleware may rewrite ``query_params``)."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> _T:  # type: ignore[override]
+        if instance is None:
+            return self  # type: ignore[return-value]
+        value: _T = self.func(instance)
+        instance.__dict__[self.attrname] = value  # type: ignore[index]
+        return value
+
+
 class HTTPConnection:
     """What HTTP requests and WebSocket handshakes have in common.
 
@@ -116,9 +141,6 @@ class HTTPConnection:
         self.scope = scope
         self.path_params: list[str] = path_params if path_params is not None else []
         self.session: dict[str, Any] = session if session is not None else {}
-        self._headers: Headers | None = None
-        self._cookies: dict[str, str] | None = None
-        self._query_params: dict[str, list[str]] | None = None
 
     @property
     def method(self) -> str:
@@ -135,35 +157,22 @@ class HTTPConnection:
         """Whether the request came over TLS (``https`` or ``wss``)."""
         return self.scope.get("scheme") in ("https", "wss")
 
-    # Cached by hand: functools.cached_property takes a lock on every first
-    # read (Python 3.11), and each request reads these.
-    @property
+    @_cached
     def headers(self) -> Headers:
         """The request headers."""
-        headers = self._headers
-        if headers is None:
-            headers = self._headers = Headers(self.scope.get("headers", []))
-        return headers
+        return Headers(self.scope.get("headers", []))
 
-    @property
+    @_cached
     def cookies(self) -> dict[str, str]:
         """The cookies the client sent."""
-        cookies = self._cookies
-        if cookies is None:
-            values = self.headers._get(b"cookie")
-            cookies = self._cookies = parse_cookies("; ".join(values)) if values else {}
-        return cookies
+        values = self.headers._get(b"cookie")
+        return parse_cookies("; ".join(values)) if values else {}
 
-    @property
+    @_cached
     def query_params(self) -> dict[str, list[str]]:
         """The query string's parameters, each with all of its values in order."""
-        params = self._query_params
-        if params is None:
-            query = self.scope.get("query_string", b"")
-            params = self._query_params = (
-                parse_qs(query.decode("latin-1"), keep_blank_values=True) if query else {}
-            )
-        return params
+        query = self.scope.get("query_string", b"")
+        return parse_qs(query.decode("latin-1"), keep_blank_values=True) if query else {}
 
     def query(self, name: str, default: str | None = None) -> str | None:
         """The first value of the query parameter *name*, or *default*."""
@@ -199,7 +208,7 @@ class Request(HTTPConnection):
         session: dict[str, Any] | None = None,
         *,
         receive: Receive | None = None,
-        max_body_size: int = 0,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         super().__init__(scope, path_params, session)
         self.body_params: dict[str, list[str]] = {}

@@ -38,22 +38,29 @@ class AppSettings:
         try:
             settings: AppSettings = app._App__settings
         except AttributeError:
-            raise RuntimeError(
-                f"{type(app).__name__}.__init__ must call super().__init__(): "
-                "App keeps its settings there"
+            # An AttributeError, so that hasattr() and getattr(app, name, default)
+            # still work on an App whose __init__ has not reached App's yet.
+            raise AttributeError(
+                f"{type(app).__name__} has no settings yet: its __init__ must call "
+                "super().__init__() before it reads or sets app settings such as "
+                "self.middlewares"
             ) from None
         return settings
 
 
 _Value = TypeVar("_Value")
+_Assigned = TypeVar("_Assigned")
+# What a setting holds while unittest.mock takes a patch back off it.
+_UNSET: Any = object()
 
 
-class Setting(Generic[_Value]):
+class Setting(Generic[_Value, _Assigned]):
     """An App attribute whose value is kept in the App's :class:`AppSettings`.
 
-    An assigned value goes through *convert*, if given (a list of
-    middlewares becomes a :class:`~micropie.middleware.MiddlewareList`,
-    origins are normalized), so that the machinery never has to.
+    Reading gives a ``_Value``; assigning takes an ``_Assigned``, which goes
+    through *convert*, if given (a list of middlewares becomes a
+    :class:`~micropie.middleware.MiddlewareList`, origins are normalized), so
+    that the machinery never has to.
     """
 
     def __init__(self, convert: Callable[[Any], Any] | None = None) -> None:
@@ -64,15 +71,22 @@ class Setting(Generic[_Value]):
         self.name = name
 
     @overload
-    def __get__(self, app: None, owner: type | None = None) -> Setting[_Value]: ...
+    def __get__(self, app: None, owner: type | None = None) -> Setting[_Value, _Assigned]: ...
     @overload
     def __get__(self, app: object, owner: type | None = None) -> _Value: ...
     def __get__(self, app: object, owner: type | None = None) -> Any:
         if app is None:
             return self
-        return getattr(AppSettings.for_app(app), self.name)
+        value = getattr(AppSettings.for_app(app), self.name)
+        if value is _UNSET:
+            raise AttributeError(f"{type(app).__name__}.{self.name} was deleted")
+        return value
 
-    def __set__(self, app: Any, value: Any) -> None:
-        if self.convert is not None:
-            value = self.convert(value)
-        setattr(AppSettings.for_app(app), self.name, value)
+    def __set__(self, app: object, value: _Assigned) -> None:
+        converted: Any = self.convert(value) if self.convert is not None else value
+        setattr(AppSettings.for_app(app), self.name, converted)
+
+    def __delete__(self, app: object) -> None:
+        # unittest.mock.patch.object deletes what it patched, then sets the
+        # original back when reading it fails: let it.
+        setattr(AppSettings.for_app(app), self.name, _UNSET)

@@ -94,16 +94,26 @@ class TestClient:
     def __init__(self, app: ASGIApp, *, timeout: float = 5.0) -> None:
         self.app = app
         self.timeout = timeout
-        #: Cookies set by the application, sent back with the requests they
-        #: apply to, as a browser would: a :class:`~micropie.cookiejar.CookieJar`,
-        #: which maps names to values.
-        self.cookies = CookieJar()
+        self._cookies = CookieJar()
         self._loop = asyncio.new_event_loop()
         # A client nobody closes (as in a quick example) still releases its loop.
         weakref.finalize(self, self._loop.close)
         self._lifespan: _Lifespan | None = None
         # Set on the clients made by another_client(): the owner of the loop.
         self._loop_owner: TestClient | None = None
+
+    @property
+    def cookies(self) -> CookieJar:
+        """Cookies set by the application, sent back with the requests they
+        apply to, as a browser would: a :class:`~micropie.cookiejar.CookieJar`,
+        which maps names to values. Assign a mapping to replace them all."""
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Mapping[str, str]) -> None:
+        jar = CookieJar()
+        jar.update(cookies)
+        self._cookies = jar
 
     def __enter__(self) -> TestClient:
         self._lifespan = _Lifespan(self)
@@ -129,7 +139,7 @@ class TestClient:
         other = TestClient.__new__(TestClient)
         other.app = self.app
         other.timeout = self.timeout
-        other.cookies = CookieJar()
+        other._cookies = CookieJar()
         other._loop = self._loop
         other._lifespan = None
         other._loop_owner = self._loop_owner or self
@@ -249,7 +259,7 @@ class TestClient:
             [m.get("body", b"") for m in sent[1:]],
             complete=done.is_set(),
         )
-        self._remember_cookies(response.raw_headers)
+        self._remember_cookies(response.raw_headers, scope["path"])
         return response
 
     def _scope(
@@ -276,10 +286,10 @@ class TestClient:
             "server": ("testserver", 443 if secure else 80),
         }
 
-    def _remember_cookies(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    def _remember_cookies(self, headers: Iterable[tuple[bytes, bytes]], path: str) -> None:
         for name, value in headers:
             if name.lower() == b"set-cookie":
-                self.cookies.set_from_header(value.decode("latin-1"))
+                self.cookies.set_from_header(value.decode("latin-1"), path)
 
     def _run(self, awaitable: Awaitable[_T]) -> _T:
         try:
@@ -428,7 +438,7 @@ class WebSocketTestSession:
             raise AssertionError(f"expected websocket.accept, got {message!r}")
         self.subprotocol = message.get("subprotocol")
         self.response_headers = list(message.get("headers", []))
-        self._client._remember_cookies(self.response_headers)
+        self._client._remember_cookies(self.response_headers, self._scope["path"])
 
     async def _next_data(self) -> str | bytes:
         if self.close_code is not None:

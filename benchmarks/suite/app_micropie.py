@@ -1,28 +1,43 @@
-"""The benchmark application written with this repository's MicroPie."""
+"""The benchmark application written with MicroPie: this repository's, or the PyPI release.
+
+The release on PyPI is another project under the same name (a single module,
+run from its own venv, benchmarks/.venvs/pypi-micropie). Both take a method
+``ws_<name>`` as the WebSocket route ``/<name>``, and both end a handler's
+connection quietly when the client leaves (``receive_*()`` raises). They differ
+in one place: here ``accept(session_id=...)`` sets the session cookie; there
+the App gives every visitor a session ID and ``accept()`` sends it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from micropie import App, WebSocket
-from micropie.sessions import new_session_id
+from micropie import App
+
+try:
+    from micropie.sessions import new_session_id
+
+    def _session() -> dict[str, Any]:
+        return {"session_id": new_session_id()}
+except ImportError:  # the PyPI release: micropie is a module, not a package
+
+    def _session() -> dict[str, Any]:
+        return {}
 
 
 class Bench(App):
-    async def ws_text(self, ws: WebSocket) -> None:
+    async def ws_text(self, ws: Any) -> None:
         await ws.accept()
-        # Ends when the client leaves: receive_text() raises ConnectionClosed,
-        # which the App takes as the handler's normal end.
         while True:
             await ws.send_text(await ws.receive_text())
 
-    async def ws_bytes(self, ws: WebSocket) -> None:
+    async def ws_bytes(self, ws: Any) -> None:
         await ws.accept()
         while True:
             await ws.send_bytes(await ws.receive_bytes())
 
-    async def ws_session(self, ws: WebSocket) -> None:
-        await ws.accept(session_id=new_session_id())  # sets the session_id cookie
+    async def ws_session(self, ws: Any) -> None:
+        await ws.accept(**_session())
         await ws.send_text(await ws.receive_text())
         await ws.close()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -11,22 +13,20 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 
-async def text(ws: WebSocket) -> None:
-    await ws.accept()
-    try:
-        while True:
-            await ws.send_text(await ws.receive_text())
-    except WebSocketDisconnect:
-        pass
+def echo(kind: str) -> Callable[[WebSocket], Awaitable[None]]:
+    """The echo of ``text`` or ``bytes`` messages."""
 
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        receive: Any = getattr(ws, f"receive_{kind}")
+        send: Any = getattr(ws, f"send_{kind}")
+        try:
+            while True:
+                await send(await receive())
+        except WebSocketDisconnect:
+            pass
 
-async def binary(ws: WebSocket) -> None:
-    await ws.accept()
-    try:
-        while True:
-            await ws.send_bytes(await ws.receive_bytes())
-    except WebSocketDisconnect:
-        pass
+    return handler
 
 
 async def session(ws: WebSocket) -> None:
@@ -42,8 +42,8 @@ async def hello(request: Request) -> JSONResponse:
 
 app = Starlette(
     routes=[
-        WebSocketRoute("/text", text),
-        WebSocketRoute("/bytes", binary),
+        WebSocketRoute("/text", echo("text")),
+        WebSocketRoute("/bytes", echo("bytes")),
         WebSocketRoute("/session", session),
         Route("/json", hello),
     ]

@@ -75,6 +75,9 @@ class Connection:
     async def send(self, message: Message) -> None:
         self.sent.append(message)
 
+    def messages(self) -> list[Message]:
+        return self.sent
+
 
 class EchoCounter(Connection):
     """Counts the echoes and keeps only the last, as a server forgets what it wrote:
@@ -93,6 +96,9 @@ class EchoCounter(Connection):
             self.last_echo = message
         else:
             self.sent.append(message)
+
+    def messages(self) -> list[Message]:
+        return [*self.sent[:1], *[self.last_echo] * self.echoes, *self.sent[1:]]
 
 
 class BenchmarkError(AssertionError):
@@ -115,45 +121,33 @@ class Trial(NamedTuple):
     check: Callable[[], None]
 
 
-def _trial(app: ASGIApp, kind: str, path: str, connections: list[Connection], check: Any) -> Trial:
-    scopes = [scope(kind, path) for _ in connections]
-
-    async def run() -> tuple[float, float]:
-        wall, cpu = time.perf_counter(), time.process_time()
-        for each, connection in zip(scopes, connections, strict=True):
-            await app(each, connection.receive, connection.send)
-        return time.perf_counter() - wall, time.process_time() - cpu
-
-    return Trial(run, check)
+#: A workload's script for a size: the scope's type and path, each connection's
+#: inbound messages, and the check of what every connection was sent.
+Script = tuple[str, str, list[list[Message]], Callable[[list[list[Message]]], None]]
 
 
-def echo(app: ASGIApp, size: int, check_all: bool, key: str, payload: str | bytes) -> Trial:
-    inbound = [_CONNECT, *({"type": "websocket.receive", key: payload} for _ in range(size))]
-    connection = (Connection if check_all else EchoCounter)(inbound, _WS_GONE)
+def echo(key: str, payload: str | bytes) -> Callable[[int], Script]:
+    def script(size: int) -> Script:
+        def check(sents: list[list[Message]]) -> None:
+            (sent,) = sents
+            _expect(sent[:1] != [] and sent[0]["type"] == "websocket.accept", f"sent {sent[:1]}")
+            replies = [m for m in sent if m["type"] == "websocket.send"]
+            wrong = [m for m in replies if m.get(key) != payload]
+            _expect(not wrong, f"{len(wrong)} echoes differ from the {key} sent: {wrong[:1]!r}")
+            _expect(len(replies) == size, f"{len(replies)} echoes for {size} messages")
+            others = [m["type"] for m in sent[1:] if m["type"] != "websocket.send"]
+            _expect(others in ([], ["websocket.close"]), f"unexpected after accept: {others}")
 
-    def check() -> None:
-        sent = connection.sent
-        _expect(sent[:1] != [] and sent[0]["type"] == "websocket.accept", f"sent {sent[:1]}")
-        replies = [m for m in sent if m["type"] == "websocket.send"]
-        if isinstance(connection, EchoCounter):
-            replies = [connection.last_echo] * connection.echoes
-        wrong = [m for m in replies if m.get(key) != payload]
-        _expect(not wrong, f"{len(wrong)} echoes differ from the {key} sent: {wrong[:1]!r}")
-        _expect(len(replies) == size, f"{len(replies)} echoes for {size} messages")
-        others = [m["type"] for m in sent[1:] if m["type"] != "websocket.send"]
-        _expect(others in ([], ["websocket.close"]), f"unexpected messages after accept: {others}")
+        inbound = [_CONNECT, *({"type": "websocket.receive", key: payload} for _ in range(size))]
+        return "websocket", f"/{key}", [inbound], check
 
-    return _trial(app, "websocket", "/bytes" if key == "bytes" else "/text", [connection], check)
+    return script
 
 
-def handshake(app: ASGIApp, size: int, check_all: bool = True) -> Trial:
-    # Every message is kept, whatever *check_all* says: three per connection.
-    message = {"type": "websocket.receive", "text": TEXT_PAYLOAD}
-    connections = [Connection([_CONNECT, message], _WS_GONE) for _ in range(size)]
-
-    def check() -> None:
+def handshake(size: int) -> Script:
+    def check(sents: list[list[Message]]) -> None:
         cookies = set()
-        for sent in (connection.sent for connection in connections):
+        for sent in sents:
             kinds = [m["type"] for m in sent]
             expected = ["websocket.accept", "websocket.send", "websocket.close"]
             _expect(kinds == expected, f"a handshake answered {kinds}")
@@ -163,14 +157,13 @@ def handshake(app: ASGIApp, size: int, check_all: bool = True) -> Trial:
             _expect(sent[1].get("text") == TEXT_PAYLOAD, f"a wrong echo: {sent[1]!r:.200}")
         _expect(len(cookies) == size, f"{size} handshakes got {len(cookies)} session IDs")
 
-    return _trial(app, "websocket", "/session", connections, check)
+    message = {"type": "websocket.receive", "text": TEXT_PAYLOAD}
+    return "websocket", "/session", [[_CONNECT, message]] * size, check
 
 
-def http_json(app: ASGIApp, size: int, check_all: bool = True) -> Trial:
-    connections = [Connection([_REQUEST], _HTTP_GONE) for _ in range(size)]
-
-    def check() -> None:
-        for sent in (connection.sent for connection in connections):
+def http_json(size: int) -> Script:
+    def check(sents: list[list[Message]]) -> None:
+        for sent in sents:
             start = sent[0] if sent else {}
             _expect(start.get("type") == "http.response.start", f"a response began {start!r:.200}")
             _expect(start["status"] == 200, f"status {start['status']}")
@@ -182,26 +175,42 @@ def http_json(app: ASGIApp, size: int, check_all: bool = True) -> Trial:
             body = b"".join(m.get("body", b"") for m in sent[1:])
             _expect(json.loads(body) == EXPECTED_JSON, f"body {body!r:.200}")
 
-    return _trial(app, "http", "/json", connections, check)
+    return "http", "/json", [[_REQUEST]] * size, check
 
 
-#: Each workload: make(app, size, check_all) -> Trial. With *check_all*, the
-#: echoes are all kept and checked, not only counted and the last checked.
-WORKLOADS: dict[str, Callable[[ASGIApp, int, bool], Trial]] = {
-    "ws_text": lambda app, size, check_all: echo(app, size, check_all, "text", TEXT_PAYLOAD),
-    "ws_binary": lambda app, size, check_all: echo(app, size, check_all, "bytes", BINARY_PAYLOAD),
+WORKLOADS: dict[str, Callable[[int], Script]] = {
+    "ws_text": echo("text", TEXT_PAYLOAD),
+    "ws_binary": echo("bytes", BINARY_PAYLOAD),
     "ws_handshake": handshake,
     "http_json": http_json,
 }
 
 
-def _profile(loop: asyncio.AbstractEventLoop, trial: Trial, tool: str) -> str:
+def trial(app: ASGIApp, workload: str, size: int, check_all: bool = True) -> Trial:
+    """*size* operations of *workload* for *app*. Without *check_all*, one long connection
+    (an echo) counts its echoes and checks the last; with it, every message is kept."""
+    kind, path, inbound, check = WORKLOADS[workload](size)
+    final = _WS_GONE if kind == "websocket" else _HTTP_GONE
+    kept = Connection if check_all or len(inbound) > 1 else EchoCounter
+    connections = [kept(messages, final) for messages in inbound]
+    scopes = [scope(kind, path) for _ in connections]
+
+    async def run() -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for each, connection in zip(scopes, connections, strict=True):
+            await app(each, connection.receive, connection.send)
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    return Trial(run, lambda: check([c.messages() for c in connections]))
+
+
+def _profile(loop: asyncio.AbstractEventLoop, profiled: Trial, tool: str) -> str:
     if tool == "pyinstrument":
         profiler = importlib.import_module("pyinstrument").Profiler(
             interval=0.0002, async_mode="disabled"
         )
         profiler.start()
-        loop.run_until_complete(trial.run())
+        loop.run_until_complete(profiled.run())
         profiler.stop()
         return str(profiler.output_text(unicode=False, color=False))
     import cProfile
@@ -209,7 +218,7 @@ def _profile(loop: asyncio.AbstractEventLoop, trial: Trial, tool: str) -> str:
     import pstats
 
     profile = cProfile.Profile()
-    profile.runcall(loop.run_until_complete, trial.run())
+    profile.runcall(loop.run_until_complete, profiled.run())
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(30)
     return out.getvalue()
@@ -229,29 +238,28 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     asyncio.set_event_loop(loop)
     try:
         for name, size in spec["workloads"].items():
-            make = WORKLOADS[name]
             if spec.get("warmup", True):  # a tenth of the size, every echo checked
-                trial = make(app, max(1, size // 10), True)
-                loop.run_until_complete(trial.run())
-                trial.check()
+                warmup = trial(app, name, max(1, size // 10))
+                loop.run_until_complete(warmup.run())
+                warmup.check()
             if spec.get("profile"):
-                trial = make(app, size, False)
-                result["results"][name] = {"profile": _profile(loop, trial, spec["profile"])}
-                trial.check()
+                profiled = trial(app, name, size, False)
+                result["results"][name] = {"profile": _profile(loop, profiled, spec["profile"])}
+                profiled.check()
                 continue
             timings = []
             for _ in range(spec.get("repeats", 1)):
-                trial = make(app, size, spec.get("check_all", False))
+                timed = trial(app, name, size, spec.get("check_all", False))
                 # What the trial built is frozen out of the collector's sight: the
                 # collections that happen are those the application's garbage causes.
                 gc.collect()
                 gc.freeze()
                 try:
-                    timings.append(loop.run_until_complete(trial.run()))
+                    timings.append(loop.run_until_complete(timed.run()))
                 finally:
                     gc.unfreeze()
-                trial.check()
-                del trial
+                timed.check()
+                del timed
             wall, cpu = ([timing[i] for timing in timings] for i in (0, 1))
             result["results"][name] = {"size": size, "wall_seconds": wall, "cpu_seconds": cpu}
     finally:

@@ -3,8 +3,10 @@ underscore name, even one MicroPie uses inside, changes nothing."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -103,8 +105,17 @@ def test_an_init_that_skips_apps_own_says_what_to_do(
             return "hi"
 
     client = make_client(Forgetful())
-    with pytest.raises(RuntimeError, match=r"Forgetful.__init__ must call super\(\).__init__\(\)"):
+    with pytest.raises(AttributeError, match=r"its __init__ must call super\(\).__init__\(\)"):
         client.get("/")
+
+    class Early(App):
+        def __init__(self) -> None:
+            self.startup_handlers = []  # before App's own __init__
+            super().__init__()
+
+    with pytest.raises(AttributeError, match="before it reads or sets app settings"):
+        Early()
+    assert not hasattr(Forgetful(), "middlewares")  # hasattr works, as on any object
 
 
 def test_settings_live_where_the_machinery_reads_them() -> None:
@@ -117,3 +128,38 @@ def test_settings_live_where_the_machinery_reads_them() -> None:
     assert app.allowed_origins == frozenset({"https://app.example.com"})
     assert isinstance(app.middlewares, micropie.middleware.MiddlewareList)
     assert len(app.middlewares.http) == 1 and app.middlewares.websocket == ()
+
+
+def test_a_class_attribute_named_like_a_setting_is_refused_at_once() -> None:
+    with pytest.raises(TypeError, match=r"Small.max_body_size: 'max_body_size' is a setting"):
+
+        class Small(App):
+            max_body_size = 5
+
+
+def test_a_patched_setting_comes_back_and_a_copy_has_its_own() -> None:
+    app = App()
+    with mock.patch.object(app, "max_body_size", 10):
+        assert app.max_body_size == 10
+    assert app.max_body_size == micropie.bodies.DEFAULT_MAX_BODY_SIZE
+    twin = copy.copy(app)
+    twin.max_body_size = 1
+    assert app.max_body_size == micropie.bodies.DEFAULT_MAX_BODY_SIZE
+
+
+def test_middlewares_keep_a_middleware_list_as_it_is_and_lose_nothing_to_bad_input() -> None:
+    app = App()
+    first, second = HttpMiddleware(), HttpMiddleware()
+    chosen = micropie.middleware.MiddlewareList([first])
+    app.middlewares = chosen
+    chosen.append(second)
+    assert app.middlewares is chosen and app.middlewares.http == (first, second)
+    with pytest.raises(TypeError, match="not int"):
+        app.middlewares[0] = 5  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="not str"):
+        app.middlewares.extend(iter([first, "x"]))  # type: ignore[list-item]
+    assert list(app.middlewares) == [first, second]
+    app.middlewares.sort(key=lambda m: m is first)
+    assert app.middlewares.http == (second, first)
+    del app.middlewares[0]
+    assert app.middlewares.http == (first,)

@@ -180,7 +180,7 @@ async def _html(scope: dict[str, Any], receive: Any, send: Any) -> None:
 )
 def test_a_wrong_answer_fails_the_benchmark(workload: str, app: Any, check_all: bool) -> None:
     harness = _harness()
-    trial = harness.WORKLOADS[workload](app, TINY, check_all)
+    trial = harness.trial(app, workload, TINY, check_all)
     asyncio.run(trial.run())
     with pytest.raises(harness.BenchmarkError):
         trial.check()

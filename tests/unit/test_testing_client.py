@@ -29,7 +29,9 @@ class Echoes(App):
             "types": sorted(f.content_type for files in request.files.values() for f in files),
         }
 
-    def set(self, name: str, attributes: str = "") -> tuple[int, str, list[tuple[str, str]]]:
+    def set(
+        self, name: str, attributes: str = "; Path=/"
+    ) -> tuple[int, str, list[tuple[str, str]]]:
         return 200, "set", [("set-cookie", f"{name}=1{attributes}")]
 
     def admin(self, *rest: str) -> str:
@@ -90,10 +92,13 @@ def test_a_cookie_goes_only_to_its_path_and_below(client: TestClient) -> None:
 
 
 def test_max_age_and_expires_end_a_cookie(client: TestClient, jar_clock: list[float]) -> None:
-    client.get("/set/short?attributes=; Max-Age=60")
-    client.get("/set/dated?attributes=; Expires=" + formatdate(jar_clock[0] + 120, usegmt=True))
+    client.get("/set/short?attributes=; Path=/; Max-Age=60")
     client.get(
-        "/set/both?attributes=; Max-Age=10; Expires=" + formatdate(jar_clock[0] + 999, usegmt=True)
+        "/set/dated?attributes=; Path=/; Expires=" + formatdate(jar_clock[0] + 120, usegmt=True)
+    )
+    client.get(
+        "/set/both?attributes=; Path=/; Max-Age=10; Expires="
+        + formatdate(jar_clock[0] + 999, usegmt=True)
     )
     assert client.get("/").text == "short=1; dated=1; both=1"
     jar_clock[0] += 30  # Max-Age wins over Expires
@@ -110,8 +115,8 @@ def test_a_cookie_in_the_past_or_with_max_age_zero_is_deleted(
 ) -> None:
     client.get("/set/a")
     client.get("/set/b")
-    client.get("/set/a?attributes=; Max-Age=0")
-    client.get("/set/b?attributes=; Expires=" + formatdate(jar_clock[0] - 1, usegmt=True))
+    client.get("/set/a?attributes=; Path=/; Max-Age=0")
+    client.get("/set/b?attributes=; Path=/; Expires=" + formatdate(jar_clock[0] - 1, usegmt=True))
     assert dict(client.cookies) == {}
 
 
@@ -120,3 +125,27 @@ def test_the_jar_is_a_mapping_a_test_can_fill(client: TestClient) -> None:
     assert client.get("/admin/x").text == "session_id=abc"
     del client.cookies["session_id"]
     assert client.get("/").text == ""
+
+
+def test_a_cookie_without_a_path_belongs_to_the_directory_that_set_it(
+    client: TestClient,
+) -> None:
+    client.get("/set/scoped?attributes=")  # no Path, set by /set/scoped: path /set
+    assert client.cookies.header_for("/set/other") == "scoped=1"
+    assert client.cookies.header_for("/") == ""
+
+
+def test_odd_but_readable_attributes_are_read_as_browsers_read_them(
+    client: TestClient, jar_clock: list[float]
+) -> None:
+    client.cookies.set_from_header("a=1; Max-Age = 0")
+    client.cookies.set_from_header("b=1; Max-Age=" + "9" * 400)  # too far to count: kept
+    client.cookies.set_from_header("c=1; Expires=" + formatdate(jar_clock[0] - 60))  # -0000: UTC
+    client.cookies.set_from_header("d=1; Expires=someday")  # unreadable: ignored
+    assert dict(client.cookies) == {"b": "1", "d": "1"}
+
+
+def test_the_cookies_can_be_replaced_by_any_mapping(client: TestClient) -> None:
+    client.cookies = {"user": "ann"}  # type: ignore[assignment]
+    assert client.get("/").text == "user=ann"
+    assert client.cookies.copy() == {"user": "ann"}

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import importlib
 import importlib.util
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,14 +67,10 @@ def serve(framework: Framework, server: str = "uvicorn") -> Iterator[RunningServ
 
 def process_cpu_seconds(pid: int) -> float | None:
     """The CPU time process *pid* has used: the scheduler's nanoseconds summed over its
-    threads, or else user plus system clock ticks; None without ``/proc``."""
+    threads (Linux's ``/proc``); None where there is no such file."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         tasks = Path(f"/proc/{pid}/task").iterdir()
         return sum(int((task / "schedstat").read_text().split()[0]) for task in tasks) / 1e9
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
     return None
 
 

@@ -6,6 +6,7 @@ by ``PYTHONPATH``, the PyPI release (another project of that name) in its own ve
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import json
@@ -70,37 +71,28 @@ LABELS = {name: framework.label for name, framework in FRAMEWORKS.items()}
 def get_framework(name: str, micropie_source: Path | None = None) -> Framework:
     """Framework *name*; ``micropie`` from *micropie_source*'s micropie/ if given."""
     if name == "micropie" and micropie_source is not None:
-        source = check_source(micropie_source.resolve())
-        return dataclasses.replace(
-            FRAMEWORKS[name], source=source, micropie_home=source / "micropie"
-        )
+        home = micropie_source / "micropie"
+        return dataclasses.replace(FRAMEWORKS[name], source=micropie_source, micropie_home=home)
     return FRAMEWORKS[name]
 
 
-def check_source(path: Path) -> Path:
-    """*path* if it holds a micropie/ package; else ValueError, saying so."""
-    if not (path / "micropie" / "__init__.py").is_file():
-        raise ValueError(f"{path} holds no micropie/ package (no micropie/__init__.py)")
-    return path
-
-
-def pypi_venv_exists() -> bool:
-    return PYPI_PYTHON.exists()
+def server_versions() -> dict[str, str]:
+    """The versions of the SERVER_PACKAGES installed here."""
+    versions = {}
+    for package in SERVER_PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[package] = importlib.metadata.version(package)
+    return versions
 
 
 def ensure_pypi_venv() -> None:
     """Create ``benchmarks/.venvs/pypi-micropie`` if need be, and install micropie and the
     server packages there (pip does nothing, offline, when they already are)."""
-    pins = []
-    for package in SERVER_PACKAGES:
-        try:
-            pins.append(f"{package}=={importlib.metadata.version(package)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
+    pins = [f"{package}=={version}" for package, version in server_versions().items()]
     env = {**os.environ, **FRAMEWORKS["raw"].env}
     pip = [str(PYPI_PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     try:
-        if not pypi_venv_exists():
+        if not PYPI_PYTHON.exists():
             print(f"creating {PYPI_VENV} (python -m venv), and installing micropie from PyPI")
             subprocess.run([sys.executable, "-m", "venv", str(PYPI_VENV)], check=True)
         subprocess.run([*pip, "micropie", *pins], check=True, cwd=SUITE_DIR, env=env)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-import importlib.metadata
 import json
 import os
 import platform
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.frameworks import FRAMEWORKS, LABELS, REPO_ROOT, SERVER_PACKAGES
+from benchmarks.frameworks import FRAMEWORKS, LABELS, REPO_ROOT, SERVER_PACKAGES, server_versions
 
 E2E = "e2e_echo"
 #: Each workload: its title, what one operation is, and what a run does.
@@ -63,11 +63,9 @@ class Results:
 
 def machine_info() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
-    try:
+    with contextlib.suppress(OSError):
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         cpu = next((li.split(":")[1].strip() for li in lines if li.startswith("model name")), cpu)
-    except OSError:
-        pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "cpu": cpu,
@@ -92,15 +90,9 @@ def collect_versions(
     except (OSError, subprocess.CalledProcessError):
         revision = None
     package = {"starlette": "starlette", "micropie": "micropie", "pypi-micropie": "micropie"}
-    server = {}
-    for name in SERVER_PACKAGES:
-        try:
-            server[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
     return {
         "frameworks": {name: got.get(package.get(name, "")) for name, got in harness.items()},
-        "server": server,
+        "server": server_versions(),
         "uvicorn_options": options,
         "git": revision,
         **({"micropie_source": str(source)} if source != REPO_ROOT else {}),
@@ -126,12 +118,10 @@ def time_per_op(
     return 1 / _median(r["messages"] / r["seconds"] for r in runs) if runs else None
 
 
-def compare(
-    results: Results, workload: str, name: str, other: str, measure: str = "cpu_seconds"
-) -> float | None:
-    """*name*'s time per operation over *other*'s."""
-    mine, theirs = (time_per_op(results, workload, n, measure) for n in (name, other))
-    return None if mine is None or theirs is None else mine / theirs
+def vs_raw(results: Results, workload: str, name: str, measure: str = "cpu_seconds") -> str:
+    """*name*'s time per operation over raw ASGI's, as the tables show it."""
+    mine, theirs = (time_per_op(results, workload, n, measure) for n in (name, "raw"))
+    return f"{mine / theirs:.2f}{TIMES}" if mine is not None and theirs else "n/a"
 
 
 def _us(seconds: float) -> str:
@@ -139,16 +129,12 @@ def _us(seconds: float) -> str:
     return f"{micro:.{2 if micro < 10 else 1}f} µs" if micro < 100 else f"{micro:,.0f} µs"
 
 
-def _ratio(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}{TIMES}"
-
-
 def _rate(seconds: float) -> str:
     return f"{1 / seconds:,.0f} msg/s"
 
 
-def table_rows(results: Results, measure: str = "cpu_seconds") -> list[tuple[str, str, list[str]]]:
-    """(workload, title, each framework's cell): time per operation and ratio to raw ASGI."""
+def table_rows(results: Results, measure: str = "cpu_seconds") -> list[tuple[str, list[str]]]:
+    """(title, each framework's cell): time per operation and ratio to raw ASGI."""
     rows = [
         (w, f"{WORKLOADS[w][0]}, per {WORKLOADS[w][1]}", measure, _us) for w in results.in_process
     ]
@@ -160,9 +146,9 @@ def table_rows(results: Results, measure: str = "cpu_seconds") -> list[tuple[str
         cells = []
         for name in results.frameworks:
             value = time_per_op(results, workload, name, how)
-            ratio = _ratio(compare(results, workload, name, "raw", how))
+            ratio = vs_raw(results, workload, name, how)
             cells.append("n/a" if value is None else f"{show(value)} ({ratio})")
-        table.append((workload, title, cells))
+        table.append((title, cells))
     return table
 
 
@@ -201,7 +187,7 @@ def markdown(results: Results) -> str:
 
     def table(measure: str) -> list[str]:
         rows = [header, ["---", *["---:"] * len(results.frameworks)]]
-        rows += [[title, *cells] for _, title, cells in table_rows(results, measure)]
+        rows += [[title, *cells] for title, cells in table_rows(results, measure)]
         return ["| " + " | ".join(row) + " |" for row in rows]
 
     e2e_note = (
@@ -246,7 +232,7 @@ def rst_fragment(results: Results) -> str:
         "   :header-rows: 1", "   :stub-columns: 1", "", "   * - Workload",
         *(f"     - {LABELS[name]}" for name in results.frameworks),
     ]  # fmt: skip
-    for _, title, cells in table_rows(results):
+    for title, cells in table_rows(results):
         lines += [f"   * - {escape(title)}", *(f"     - {escape(cell)}" for cell in cells)]
     return "\n".join(lines) + "\n"
 
@@ -279,7 +265,7 @@ def chart(results: Results, path: Path) -> None:
             if (seconds := time_per_op(results, workload, name)) is not None:
                 e2e = workload == E2E
                 label = f"{1 / seconds / 1000:,.1f}k msg/s" if e2e else _us(seconds)
-                ratio = _ratio(compare(results, workload, name, "raw"))
+                ratio = vs_raw(results, workload, name)
                 bars.append(
                     (name, 1 / seconds / 1000 if e2e else seconds * 1e6, f"{label}  ({ratio})")
                 )

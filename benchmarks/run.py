@@ -22,7 +22,6 @@ from benchmarks.frameworks import (
     REPO_ROOT,
     BenchmarkFailed,
     Framework,
-    check_source,
     ensure_pypi_venv,
     get_framework,
     run_harness,
@@ -31,6 +30,8 @@ from tests.helpers.servers import ServerError
 
 #: The in-process workloads, and how many operations each times by default.
 IN_PROCESS = {"ws_text": 100_000, "ws_binary": 100_000, "ws_handshake": 10_000, "http_json": 50_000}
+CLIENT_MESSAGES = 2000  # per end-to-end client
+_SIZES = ", ".join(f"{name} {size:,}" for name, size in IN_PROCESS.items())
 E2E = report.E2E
 WORKLOADS = (*IN_PROCESS, E2E)
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "source" / "_static" / "benchmarks"
@@ -55,11 +56,21 @@ def _count(value: str) -> int:
     return int(value)
 
 
-def _source(value: str) -> Path:
+def _scale(value: str) -> float:
     try:
-        return check_source(Path(value).resolve())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        scale = float(value)
+    except ValueError:
+        scale = 0.0
+    if not 0 < scale < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number above 0")
+    return scale
+
+
+def _source(value: str) -> Path:
+    path = Path(value).resolve()
+    if not (path / "micropie" / "__init__.py").is_file():
+        raise argparse.ArgumentTypeError(f"{path} holds no micropie/ package (no __init__.py)")
+    return path
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -72,8 +83,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add = parser.add_argument
     # fmt: off
-    add("--quick", action="store_true", help="a tenth of every size, one round, output to "
+    add("--quick", action="store_true", help="--scale 0.1, one round, output to "
         "build/benchmarks/ (unless --output-dir): a check that takes well under a minute")
+    add("--scale", type=_scale, help="multiply every workload's size and the end-to-end "
+        f"messages per client by this (default 1: {_SIZES})")
     add("--frameworks", type=_names(tuple(FRAMEWORKS), "framework"), default=list(FRAMEWORKS),
         help=f"comma-separated, from {','.join(FRAMEWORKS)} (default: all)")
     add("--workloads", type=_names(WORKLOADS, "workload"), default=list(WORKLOADS),
@@ -81,11 +94,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--micropie-source", type=_source, metavar="PATH", help="measure the micropie/ package "
         "of this directory (e.g. a `git worktree add` of another commit) instead of this "
         "repository's; output to build/benchmarks/ unless --output-dir")
-    for name, size in IN_PROCESS.items():
-        add(f"--{name.replace('_', '-')}", type=_count, dest=name, metavar="N",
-            help=f"operations per run of {name} (default {size:,})")
     add("--clients", type=_count, default=50, help="end-to-end clients (default 50)")
-    add("--client-messages", type=_count, help="messages per end-to-end client (default 2,000)")
     add("--rounds", type=_count, help="in-process rounds, a new process each (default 5)")
     add("--repeats", type=_count, default=1, help="timed runs per in-process round (default 1)")
     add("--e2e-rounds", type=_count, help="end-to-end runs per framework (default 3)")
@@ -94,28 +103,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--no-chart", action="store_true", help="skip the PNG (no matplotlib)")
     add("--render-from", type=Path, metavar="RESULTS_JSON",
         help="run nothing: write the table and chart again from a results.json")
-    add("--profile", choices=("cprofile", "pyinstrument"), help="profile one run of each "
-        "in-process workload instead of timing; print, write nothing")
+    add("--profile", action="store_true", help="profile one run of each in-process "
+        "workload under cProfile instead of timing; print, write nothing")
     # fmt: on
     return parser.parse_args(argv)
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
     """What the run does, as results.json records it."""
-    scale = 0.1 if args.quick else 1.0
-
-    def chosen(value: int | None, default: int) -> int:
-        return value if value is not None else max(1, round(default * scale))
-
+    scale = args.scale or (0.1 if args.quick else 1.0)
+    sizes = {name: max(1, round(size * scale)) for name, size in IN_PROCESS.items()}
     return {
         "frameworks": args.frameworks,
         "workloads": args.workloads,
-        "sizes": {name: chosen(getattr(args, name), size) for name, size in IN_PROCESS.items()},
+        "sizes": sizes,
         "rounds": args.rounds or (1 if args.quick else 5),
         "repeats": args.repeats,
         "e2e_rounds": args.e2e_rounds or (1 if args.quick else 3),
         "clients": args.clients,
-        "client_messages": chosen(args.client_messages, 2000),
+        "client_messages": max(1, round(CLIENT_MESSAGES * scale)),
         "micropie_source": None if args.micropie_source is None else str(args.micropie_source),
     }
 
@@ -181,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for framework in frameworks:
                 for workload, size in settings["sizes"].items():
                     if workload in settings["workloads"]:
-                        spec = {"workloads": {workload: size}, "profile": args.profile}
+                        spec = {"workloads": {workload: size}, "profile": True}
                         print(f"=== {framework.label}: {workload} ({size:,} operations)")
                         print(run_harness(framework, spec)["results"][workload]["profile"])
             return 0

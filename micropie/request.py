@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs
 
 from micropie._asgi import Receive, Scope
@@ -95,22 +94,6 @@ def parse_cookies(header: str) -> dict[str, str]:
     return cookies
 
 
-_T = TypeVar("_T")
-
-
-class _cached(cached_property[_T]):
-    """functools.cached_property without its lock, which Python 3.11 takes on
-    every first read (each request reads these). Like it, the value can be
-    replaced or deleted (a middleware may rewrite ``query_params``)."""
-
-    def __get__(self, instance: object, owner: type | None = None) -> _T:  # type: ignore[override]
-        if instance is None:
-            return self  # type: ignore[return-value]
-        value: _T = self.func(instance)
-        instance.__dict__[self.attrname] = value  # type: ignore[index]
-        return value
-
-
 class HTTPConnection:
     """What HTTP requests and WebSocket handshakes have in common.
 
@@ -141,6 +124,9 @@ class HTTPConnection:
         self.scope = scope
         self.path_params: list[str] = path_params if path_params is not None else []
         self.session: dict[str, Any] = session if session is not None else {}
+        self._headers: Headers | None = None
+        self._cookies: dict[str, str] | None = None
+        self._query_params: dict[str, list[str]] | None = None
 
     @property
     def method(self) -> str:
@@ -157,22 +143,45 @@ class HTTPConnection:
         """Whether the request came over TLS (``https`` or ``wss``)."""
         return self.scope.get("scheme") in ("https", "wss")
 
-    @_cached
+    # Cached by hand, not with functools.cached_property, which takes a lock
+    # on every first read on Python 3.11 (and each request reads these); a
+    # middleware may still replace them (query_params, say).
+    @property
     def headers(self) -> Headers:
         """The request headers."""
-        return Headers(self.scope.get("headers", []))
+        if self._headers is None:
+            self._headers = Headers(self.scope.get("headers", []))
+        return self._headers
 
-    @_cached
+    @headers.setter
+    def headers(self, headers: Headers) -> None:
+        self._headers = headers
+
+    @property
     def cookies(self) -> dict[str, str]:
         """The cookies the client sent."""
-        values = self.headers._get(b"cookie")
-        return parse_cookies("; ".join(values)) if values else {}
+        if self._cookies is None:
+            values = self.headers._get(b"cookie")
+            self._cookies = parse_cookies("; ".join(values)) if values else {}
+        return self._cookies
 
-    @_cached
+    @cookies.setter
+    def cookies(self, cookies: dict[str, str]) -> None:
+        self._cookies = cookies
+
+    @property
     def query_params(self) -> dict[str, list[str]]:
         """The query string's parameters, each with all of its values in order."""
-        query = self.scope.get("query_string", b"")
-        return parse_qs(query.decode("latin-1"), keep_blank_values=True) if query else {}
+        if self._query_params is None:
+            query = self.scope.get("query_string", b"")
+            self._query_params = (
+                parse_qs(query.decode("latin-1"), keep_blank_values=True) if query else {}
+            )
+        return self._query_params
+
+    @query_params.setter
+    def query_params(self, params: dict[str, list[str]]) -> None:
+        self._query_params = params
 
     def query(self, name: str, default: str | None = None) -> str | None:
         """The first value of the query parameter *name*, or *default*."""

@@ -204,15 +204,7 @@ def trial(app: ASGIApp, workload: str, size: int, check_all: bool = True) -> Tri
     return Trial(run, lambda: check([c.messages() for c in connections]))
 
 
-def _profile(loop: asyncio.AbstractEventLoop, profiled: Trial, tool: str) -> str:
-    if tool == "pyinstrument":
-        profiler = importlib.import_module("pyinstrument").Profiler(
-            interval=0.0002, async_mode="disabled"
-        )
-        profiler.start()
-        loop.run_until_complete(profiled.run())
-        profiler.stop()
-        return str(profiler.output_text(unicode=False, color=False))
+def _profile(loop: asyncio.AbstractEventLoop, profiled: Trial) -> str:
     import cProfile
     import io
     import pstats
@@ -244,7 +236,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                 warmup.check()
             if spec.get("profile"):
                 profiled = trial(app, name, size, False)
-                result["results"][name] = {"profile": _profile(loop, profiled, spec["profile"])}
+                result["results"][name] = {"profile": _profile(loop, profiled)}
                 profiled.check()
                 continue
             timings = []

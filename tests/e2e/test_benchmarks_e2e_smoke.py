@@ -51,9 +51,9 @@ def test_the_command_writes_the_table_and_the_chart(tmp_path: Path) -> None:
     args = [
         "--frameworks", "raw,micropie",
         "--workloads", "ws_handshake,e2e_echo",
-        "--ws-handshake", "2",
+        "--scale", "0.0015",  # 15 handshakes, 3 messages per client
         "--rounds", "1", "--repeats", "1", "--e2e-rounds", "1",
-        "--clients", "2", "--client-messages", "3",
+        "--clients", "2",
         "--output-dir", str(tmp_path),
         *([] if chart else ["--no-chart"]),
     ]  # fmt: skip
@@ -69,6 +69,8 @@ def test_the_command_writes_the_table_and_the_chart(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert set(saved["in_process"]) == {"ws_handshake"}
     assert set(saved["end_to_end"]) == {"raw", "micropie"}
+    assert saved["settings"]["sizes"]["ws_handshake"] == 15
+    assert saved["end_to_end"]["raw"][0]["messages"] == 6
     if chart:
         assert (tmp_path / "results.png").read_bytes().startswith(b"\x89PNG")
 

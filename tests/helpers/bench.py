@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.frameworks import PYPI_VENV, REPO_ROOT, Framework, get_framework, pypi_venv_exists
+from benchmarks.frameworks import PYPI_PYTHON, PYPI_VENV, REPO_ROOT, Framework, get_framework
 
 
 def framework(name: str) -> Framework:
     """The benchmarks' framework *name*; the PyPI release is skipped where it is not installed."""
-    if name == "pypi-micropie" and not pypi_venv_exists():
+    if name == "pypi-micropie" and not PYPI_PYTHON.exists():
         pytest.skip(
             f"{PYPI_VENV.relative_to(REPO_ROOT)} does not exist; `python -m benchmarks` "
             "creates it from PyPI, and the smoke test never downloads"

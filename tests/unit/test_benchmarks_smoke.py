@@ -92,7 +92,8 @@ def test_micropie_source_must_hold_a_micropie_package(
     ("arguments", "problem"),
     [
         (["--rounds", "0"], "argument --rounds: '0' is not a whole number above 0"),
-        (["--ws-text", "-5"], "argument --ws-text: '-5' is not a whole number above 0"),
+        (["--scale", "-5"], "argument --scale: '-5' is not a number above 0"),
+        (["--scale", "x"], "argument --scale: 'x' is not a number above 0"),
         (["--frameworks", "raw,flask"], "unknown framework flask; choose from raw, micropie"),
         (["--workloads", ","], "no workload given; choose from ws_text"),
     ],

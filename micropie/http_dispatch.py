@@ -9,7 +9,13 @@ from micropie._asgi import Receive, Scope, Send
 from micropie.bodies import BodyError, ClientGone, MultipartMissing
 from micropie.middleware import HttpMiddleware
 from micropie.request import Request, current_request
-from micropie.responses import Response, encode_headers, error_response, to_response
+from micropie.responses import (
+    Response,
+    close_stream,
+    encode_headers,
+    error_response,
+    to_response,
+)
 from micropie.routing import BindError, Route, RouteTable, split_path
 from micropie.sessions import SessionHandle
 from micropie.settings import AppSettings
@@ -55,8 +61,22 @@ async def serve_http(
         current_request.reset(token)
         if request.files:
             request._close_files()
-    if response is not None:
-        await response.send(send, head=head, receive=receive)
+    if response is None:
+        return
+    watch: Receive | None = receive
+    if response.stream is not None and not head:
+        # The stream's disconnect watch reads receive(): the rest of the body
+        # must be read first, or a stream that reads it would lose part of it.
+        try:
+            await request._read_whole_body()
+        except ClientGone:
+            await close_stream(response)
+            return
+        except Exception:
+            # Too large to read here (BodyError), or a server whose receive()
+            # fails: the stream goes unwatched.
+            watch = None
+    await response.send(send, head=head, receive=watch)
 
 
 async def _respond(
@@ -106,6 +126,7 @@ async def _after_request(
     given = headers.copy()
     replaced = await middleware.after_request(request, response.status, response.body, headers)
     if replaced is not None:
+        await close_stream(response)  # the stream is dropped: let it clean up now
         return to_response(replaced)
     if headers != given:
         # Headers changed in place: the response, stream and all, stays.

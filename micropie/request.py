@@ -295,6 +295,12 @@ class Request(HTTPConnection):
             if body:
                 self._json = parse_json(body)
 
+    async def _read_whole_body(self) -> None:
+        """Read what is left of the body, if anything may be: afterwards nothing
+        but ``http.disconnect`` can come from ``receive``."""
+        if self._body is None and not self.files and self.content_type != _MULTIPART:
+            await self.body()
+
     def _parameter_values(self) -> dict[str, Any]:
         """What the body offers to fill parameters: form fields, files, JSON keys."""
         json_object = self._json if isinstance(self._json, dict) else None

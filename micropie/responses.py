@@ -186,7 +186,7 @@ async def _send_stream(send: Send, stream: Stream, receive: Receive | None) -> N
         logger.exception("a streamed response failed midway")
     finally:
         if watch is not None:
-            watch.stop()
+            await watch.stop()
         # Closing runs the stream's finally clauses; on one that has ended, it does nothing.
         await _close_quietly(stream)
 
@@ -225,11 +225,21 @@ class _DisconnectWatch:
             self._task.uncancel()
         return self._task.cancelling() > 0
 
-    def stop(self) -> None:
-        """Stop watching; a cancellation the stream swallowed is taken back."""
+    async def stop(self) -> None:
+        """Stop watching, and wait until the watcher has; a cancellation the
+        stream swallowed is taken back."""
         self._watcher.cancel()
+        # Waited for, so that no receive() of ours outlives the request;
+        # asyncio.wait never raises the watcher's cancellation into us.
+        await asyncio.wait([self._watcher])
         if self.gone:
             self.settle()
+
+
+async def close_stream(response: Response) -> None:
+    """Close the stream of a response that will not be sent (replaced, or failed)."""
+    if response.stream is not None:
+        await _close_quietly(response.stream)
 
 
 async def _close_quietly(stream: Stream) -> None:

@@ -6,7 +6,9 @@ import asyncio
 import mimetypes
 import os
 import stat
+import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import IO, TypeAlias
@@ -196,10 +198,14 @@ def _not_modified(headers: Mapping[str, str], etag: str, mtime: float) -> bool:
     if if_modified_since is None:
         return False
     try:
-        since = parsedate_to_datetime(if_modified_since).timestamp()
+        date = parsedate_to_datetime(if_modified_since)
     except (TypeError, ValueError, OverflowError):  # not a date: the header is ignored
         return False
-    return int(mtime) <= since
+    if date.tzinfo is None:  # asctime dates carry no zone: HTTP dates are GMT
+        date = date.replace(tzinfo=UTC)
+    since = date.timestamp()
+    # A date later than the server's clock is invalid (RFC 9110, 13.1.3): ignored.
+    return int(mtime) <= since <= time.time()
 
 
 async def _nothing() -> AsyncIterator[bytes]:

@@ -17,6 +17,7 @@ _DEVICES = frozenset(
     ["con", "prn", "aux", "nul"] + [f"com{n}" for n in range(10)] + [f"lpt{n}" for n in range(10)]
 )
 _UNSAFE = re.compile(r"[^\w.-]+")
+_MAX_BYTES = 200  # in UTF-8, leaving room under NAME_MAX (255) for a prefix
 _MAX_LENGTH = 100
 
 
@@ -43,10 +44,14 @@ def safe_filename(filename: str, default: str = "upload") -> str:
     """
     name = re.split(r"[/\\]", unicodedata.normalize("NFKC", filename))[-1]
     name = _UNSAFE.sub("_", name).lstrip("._").rstrip(".")
-    if len(name) > _MAX_LENGTH:
+    if len(name) > _MAX_LENGTH or len(name.encode("utf-8")) > _MAX_BYTES:
         stem, suffix = os.path.splitext(name)
         suffix = suffix if len(suffix) <= 16 else ""
-        name = stem[: _MAX_LENGTH - len(suffix)] + suffix
+        stem = stem[: _MAX_LENGTH - len(suffix)]
+        # Filesystems count bytes (255 at most), and a character may take four.
+        while len((stem + suffix).encode("utf-8")) > _MAX_BYTES:
+            stem = stem[:-1]
+        name = stem + suffix
     if name.split(".", 1)[0].lower() in _DEVICES:
         name = f"_{name}"
     return name or default

@@ -312,3 +312,44 @@ def test_an_oserror_of_the_stream_itself_is_logged(
     assert (response.content, response.complete) == (b"first part", False)
     [record] = micropie_errors(caplog)
     assert record.exc_info is not None and isinstance(record.exc_info[1], FileNotFoundError)
+
+
+def test_a_stream_that_reads_the_body_gets_all_of_it_while_the_client_is_watched() -> None:
+    """The disconnect watch reads receive() too: the body is read before it starts."""
+
+    class Upload(App):
+        async def up(self) -> Any:
+            request = self.request
+
+            async def steps() -> AsyncIterator[str]:
+                yield "start;"
+                yield f"got {len(await request.body())} bytes"
+
+            return steps()
+
+    async def scenario() -> list[bytes]:
+        chunks = [b"x" * 100] * 10
+        sent: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            await asyncio.sleep(0.001)  # a body that arrives as a network delivers it
+            if chunks:
+                chunk = chunks.pop(0)
+                return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+            await asyncio.Event().wait()  # the client stays
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                sent.append(message["body"])
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1", "method": "POST", "path": "/up", "query_string": b"",
+            "headers": [(b"content-type", b"application/octet-stream")], "scheme": "http",
+            "client": ("127.0.0.1", 1), "server": ("test", 80), "root_path": "",
+        }  # fmt: skip
+        await asyncio.wait_for(Upload()(scope, receive, send), 5)
+        return sent
+
+    assert asyncio.run(scenario()) == [b"start;", b"got 1000 bytes", b""]

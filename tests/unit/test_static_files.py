@@ -164,6 +164,9 @@ def test_another_etag_gets_the_file(client: TestClient) -> None:
 
 
 def test_if_modified_since_compares_whole_seconds(client: TestClient, site: Path) -> None:
+    # Two hours old, so that "an hour later" is still in the past (a future date is ignored).
+    two_hours_ago = time.time() - 7200.25
+    os.utime(site / "app.js", (two_hours_ago, two_hours_ago))
     mtime = (site / "app.js").stat().st_mtime
     at = formatdate(mtime, usegmt=True)
     later = formatdate(mtime + 3600, usegmt=True)
@@ -402,3 +405,25 @@ def test_the_example_serves_its_page_and_files(make_client: Callable[..., TestCl
         assert response.content == (EXAMPLE / "static" / name).read_bytes()
         assert response.headers["cache-control"] == "public, max-age=3600"
     assert client.get("/static/../app.py").status_code == 404
+
+
+def test_if_modified_since_in_asctime_is_gmt_and_a_future_date_is_ignored(
+    client: TestClient, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # West of GMT, a zone-less asctime date read as local time would be hours late.
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        changed = time.time() - 3600
+        os.utime(site / "app.js", (changed, changed))
+        asctime = "%a %b %d %H:%M:%S %Y"
+        for since, status in [
+            (time.strftime(asctime, time.gmtime(changed - 600)), 200),
+            (time.strftime(asctime, time.gmtime(changed + 600)), 304),
+            (formatdate(time.time() + 86400, usegmt=True), 200),  # from the future: ignored
+        ]:
+            response = client.get("/static/app.js", headers={"if-modified-since": since})
+            assert response.status_code == status, since
+    finally:
+        monkeypatch.undo()
+        time.tzset()

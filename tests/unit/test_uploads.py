@@ -229,3 +229,9 @@ def test_no_file_or_the_wrong_method_is_refused_by_the_handler(
     response = client.get("/upload")
     assert (response.status_code, response.headers["allow"]) == (405, "POST")
     assert not uploads.exists()
+
+
+def test_a_long_name_fits_a_filesystem_in_bytes_not_only_in_characters(tmp_path: Path) -> None:
+    name = safe_filename("\U00020000" * 150 + ".txt")  # four bytes each in UTF-8
+    assert name.endswith(".txt") and len(name.encode("utf-8")) <= 200
+    (tmp_path / name).write_text("fits")  # NAME_MAX is 255 bytes

@@ -19,6 +19,9 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PLAIN = [("content-type", "text/plain; charset=utf-8")]
 
 
+_SAFELISTED = frozenset({"GET", "HEAD", "POST"})
+
+
 class CORSMiddleware(HttpMiddleware):
     """Lets the pages of *allow_origins* call the app's HTTP routes from the browser.
 
@@ -93,7 +96,8 @@ class CORSMiddleware(HttpMiddleware):
         asked = [h for h in asked if h]
         if not self._allows(origin):
             return 403, "CORS preflight refused: the origin is not allowed", list(_PLAIN)
-        if not self._any_method and method not in self._methods:
+        # GET, HEAD and POST are CORS-safelisted: browsers never need them allowed.
+        if not self._any_method and method not in self._methods and method not in _SAFELISTED:
             shown = method if _TOKEN.match(method) else "this method"
             return 403, f"CORS preflight refused: {shown} is not allowed", list(_PLAIN)
         refused = [h for h in asked if not self._any_header and h not in self._headers]

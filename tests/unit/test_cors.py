@@ -316,3 +316,16 @@ def test_the_example_answers_as_the_page_says(monkeypatch: pytest.MonkeyPatch) -
     assert response.headers["x-note-count"] == "1"
     assert response.headers["access-control-expose-headers"] == "X-Note-Count"
     assert client.post("/notes", json={"text": " "}).status_code == 400
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST"])
+def test_a_preflight_for_a_safelisted_method_is_allowed_whatever_allow_methods_says(
+    method: str,
+) -> None:
+    client, app = client_for(
+        CORSMiddleware([ORIGIN], allow_methods=["PUT"], allow_headers=["x-token"])
+    )
+    response = preflight(client, method=method, headers="x-token")
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    assert app.calls == []

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 from html import escape
 
-from micropie import App, MessageTypeError, WebSocket
+from micropie import App, WebSocket
 
 LOGIN_PAGE = """<!doctype html>
 <html lang="en">
@@ -114,12 +114,8 @@ class Private(App):
             await ws.close(4001, "log in first")
             return
         await ws.send_text(f"signed in as {user}")
-        while True:
-            try:
-                text = await ws.receive_text()
-            except MessageTypeError:
-                await ws.close(1003, "text messages only")
-                return
+        # Ends when the client leaves; a binary message closes with 1003.
+        async for text in ws.iter_text():
             await ws.send_text(f"{user}: {text}")
 
 

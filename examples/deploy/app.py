@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from micropie import App, MessageTypeError, WebSocket
+from micropie import App, WebSocket
 
 DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
 
@@ -147,14 +147,9 @@ class Site(App):
 
     async def ws_echo(self, ws: WebSocket) -> None:
         await ws.accept()
-        # Ends when the client leaves, or the server shuts down: receive_text()
-        # then raises ConnectionClosed, which MicroPie takes as the normal end.
-        while True:
-            try:
-                text = await ws.receive_text()
-            except MessageTypeError:
-                await ws.close(1003, "this echo takes text messages only")
-                return
+        # Ends when the client leaves or the server shuts down; a binary
+        # message closes the connection with 1003 (unsupported data).
+        async for text in ws.iter_text():
             await ws.send_text(text)
 
 

@@ -18,12 +18,20 @@ ROOT = REPO_ROOT
 VENDORED_REFERENCE = ROOT / "tests" / "data" / "websocket_reference.rst"
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference" / "websocket.rst"
 
-*_REFERENCE, _ADDED = REFERENCE_SECTIONS.values()
-DOCUMENTED = [entry for section in _REFERENCE for entry in section]
+_SECTIONS = list(REFERENCE_SECTIONS)
+_FIRST_ADDED = _SECTIONS.index("Errors in detail")
+DOCUMENTED = [entry for name in _SECTIONS[:_FIRST_ADDED] for entry in REFERENCE_SECTIONS[name]]
 # What the page adds below the reference text, in the page's order.
-ADDED = list(_ADDED)
+ADDED = [entry for name in _SECTIONS[_FIRST_ADDED:] for entry in REFERENCE_SECTIONS[name]]
 # Words the reference text never uses: none of them may show up inside it.
-ADDED_WORDS = ["Errors in detail", "MessageTypeError", "TypeError", "1006", "123 bytes"]
+ADDED_WORDS = [
+    "Errors in detail",
+    "MessageTypeError",
+    "TypeError",
+    "1006",
+    "123 bytes",
+    "iter_text",
+]
 
 
 class _ArticleText(HTMLParser):

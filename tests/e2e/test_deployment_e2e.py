@@ -281,7 +281,7 @@ def test_the_dockerfile_cmd_serves_the_app_with_gunicorn(docker_server: RunningS
 def test_the_echo_closes_with_1003_on_a_binary_message(docker_server: RunningServer) -> None:
     with ws_open(docker_server, "/echo") as ws:
         ws.send(b"\x00\x01")
-        assert close_frame_of(ws, TIMEOUT) == (1003, "this echo takes text messages only")
+        assert close_frame_of(ws, TIMEOUT) == (1003, "this endpoint takes text messages only")
 
 
 def test_gunicorn_believes_x_forwarded_for_from_127_0_0_1(docker_server: RunningServer) -> None:

@@ -43,6 +43,10 @@ REFERENCE_SECTIONS = {
         "micropie.MessageTypeError",
         "micropie.MessageTypeError.data",
     ],
+    "Reading messages in a loop": [
+        "micropie.WebSocket.iter_text",
+        "micropie.WebSocket.iter_bytes",
+    ],
 }
 
 

@@ -579,3 +579,88 @@ def test_wrong_arguments_raise_in_every_state_and_send_nothing(
         assert len(peer.sent) == sent
 
     run(scenario())
+
+
+# iter_text() and iter_bytes()
+
+ITERATORS = [
+    pytest.param("iter_text", text_frame, binary_frame(b"\x00"), "text", id="iter_text"),
+    pytest.param("iter_bytes", binary_frame, text_frame("x"), "binary", id="iter_bytes"),
+]
+
+
+@pytest.mark.parametrize(("method", "frame", "other", "kind"), ITERATORS)
+def test_iteration_yields_each_message_in_order_and_ends_when_the_client_leaves(
+    method: str, frame: Any, other: dict[str, Any], kind: str
+) -> None:
+    payloads = ["a", "", "c"] if kind == "text" else [b"a", b"", b"c"]
+    peer = Peer(CONNECT, *map(frame, payloads), disconnect(1001, "away"))
+
+    async def scenario() -> list[Any]:
+        ws = await opened(peer)
+        got = [payload async for payload in getattr(ws, method)()]
+        with pytest.raises(ConnectionClosed) as after:  # over: the client left
+            await ws.send_text("too late")
+        assert (after.value.code, after.value.reason) == (1001, "away")
+        return got
+
+    assert run(scenario()) == payloads
+    assert peer.sent_types() == ["websocket.accept"]
+
+
+@pytest.mark.parametrize(("method", "frame", "other", "kind"), ITERATORS)
+def test_a_message_of_the_other_kind_closes_with_1003_and_ends_the_loop(
+    method: str, frame: Any, other: dict[str, Any], kind: str
+) -> None:
+    first = "first" if kind == "text" else b"first"
+    peer = Peer(CONNECT, frame(first), other, frame(first))
+
+    async def scenario() -> list[Any]:
+        ws = await opened(peer)
+        got = [payload async for payload in getattr(ws, method)()]
+        with pytest.raises(RuntimeError, match="closed"):
+            await ws.send_text("after the close")
+        return got
+
+    assert run(scenario()) == [first]
+    close = peer.sent[-1]
+    assert (close["type"], close["code"]) == ("websocket.close", 1003)
+    assert close["reason"] == f"this endpoint takes {kind} messages only"
+    assert peer.receive_calls == 3  # the message after the wrong one was never read
+
+
+def test_an_error_in_the_loop_body_is_the_handler_s_not_swallowed() -> None:
+    peer = Peer(CONNECT, text_frame("boom"), text_frame("unread"))
+
+    async def scenario() -> None:
+        ws = await opened(peer)
+        async for text in ws.iter_text():
+            raise ConnectionClosed(4000, text)  # as a failed send in the body would
+
+    with pytest.raises(ConnectionClosed, match="boom"):
+        run(scenario())
+
+
+def test_leaving_the_loop_early_keeps_the_connection_open() -> None:
+    peer = Peer(CONNECT, text_frame("stop"), text_frame("still here"))
+
+    async def scenario() -> str:
+        ws = await opened(peer)
+        async for text in ws.iter_text():
+            if text == "stop":
+                break
+        return await ws.receive_text()
+
+    assert run(scenario()) == "still here"
+    assert peer.sent_types() == ["websocket.accept"]
+
+
+def test_iterating_before_accept_raises_runtime_error() -> None:
+    peer = Peer(CONNECT)
+
+    async def scenario() -> None:
+        async for _ in peer.websocket().iter_text():
+            pass
+
+    with pytest.raises(RuntimeError, match="accept"):
+        run(scenario())

@@ -1,5 +1,1 @@
-"""MicroPie's benchmark suite: ``python -m benchmarks`` (not part of the test run).
-
-See ``docs/source/performance.rst`` for the method, and ``benchmarks/run.py``
-for the options.
-"""
+"""MicroPie's benchmark suite: ``python -m benchmarks`` (see docs/source/performance.rst)."""

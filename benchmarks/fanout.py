@@ -1,15 +1,10 @@
 """Fan-out: messages per second delivered to 100 subscribers, Redis against in-memory.
 
-``python -m benchmarks.fanout [--redis-url redis://127.0.0.1:6379/0]``
-
-100 subscriber tasks each read a subscription to one channel while a publisher awaits
-each ``publish`` of *messages* messages of *size* bytes; the clock runs until every
-subscriber has read every message, in order. Over Redis, publisher and subscribers have
-a Broadcast each, as two workers would. Without ``--redis-url`` (or
-``MICROPIE_REDIS_URL``), the tests' ``run_redis`` starts a ``redis-server`` for the run.
+``python -m benchmarks.fanout [--redis-url URL]``: 100 subscriber tasks each read one
+channel while a publisher awaits each ``publish``, until all have read every message, in
+order. Over Redis, publisher and subscribers have a Broadcast each, as two workers would.
+Without a URL (or ``MICROPIE_REDIS_URL``), the tests' ``run_redis`` starts a redis-server.
 """
-
-from __future__ import annotations
 
 import argparse
 import asyncio
@@ -31,13 +26,10 @@ async def fan_out(publisher: Broadcast, receiver: Broadcast, messages: int, size
     """Publish *messages* to SUBSCRIBERS subscribers; return the deliveries per second."""
 
     async def read(subscription: Subscription) -> None:
-        expected = 0
-        async for message in subscription:
+        for expected in range(messages):
+            message = await anext(subscription)
             if int(message.split(":", 1)[0]) != expected:
                 raise RuntimeError(f"message {expected} was not next: {message[:20]!r}")
-            expected += 1
-            if expected == messages:
-                return
 
     payloads = [f"{i}:".ljust(size, "x") for i in range(messages)]
     async with contextlib.AsyncExitStack() as stack:
@@ -57,19 +49,15 @@ async def measure(redis_url: str, messages: int, size: int, rounds: int) -> dict
     """The best rate of *rounds* runs, in memory and over Redis."""
     # Queues as long as the run: this measures throughput, not the overflow rule.
     memory = Broadcast(max_queue=messages)
-    runs = [await fan_out(memory, memory, messages, size) for _ in range(rounds)]
-    results = {"in-memory": max(runs)}
-    publisher = Broadcast.from_url(redis_url, max_queue=messages)
-    receiver = Broadcast.from_url(redis_url, max_queue=messages)
-    await publisher.connect()
-    await receiver.connect()
-    try:
-        runs = [await fan_out(publisher, receiver, messages, size) for _ in range(rounds)]
-        results["redis"] = max(runs)
-    finally:
-        await publisher.disconnect()
-        await receiver.disconnect()
-    return results
+    publisher, receiver = (Broadcast.from_url(redis_url, max_queue=messages) for _ in range(2))
+    async with contextlib.AsyncExitStack() as stack:
+        for broadcast in (publisher, receiver):
+            await broadcast.connect()
+            stack.push_async_callback(broadcast.disconnect)
+        results: dict[str, float] = {}
+        for name, pair in (("in-memory", (memory, memory)), ("redis", (publisher, receiver))):
+            results[name] = max([await fan_out(*pair, messages, size) for _ in range(rounds)])
+        return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64, help="bytes per message")
     parser.add_argument("--rounds", type=int, default=3, help="the best of these counts")
     options = parser.parse_args(argv)
+    if min(options.messages, options.size, options.rounds) < 1:
+        parser.error("--messages, --size and --rounds take whole numbers above 0")
     try:
         with contextlib.ExitStack() as stack:
             url = options.redis_url or stack.enter_context(run_redis()).url

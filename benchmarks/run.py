@@ -1,165 +1,340 @@
 """``python -m benchmarks``: every workload against every framework; the table and the chart.
 
-Each in-process run is a new process per framework, workload and round; each
-end-to-end run, a fresh server. Within a round the frameworks take turns, each
-round starting with another, so that a slow spell of the machine does not fall
-on one only. A framework whose answers are wrong fails the whole run.
+Each framework's application (``benchmarks/suite``) runs in processes of its own, started
+there, so a micropie is importable only where a framework puts one: by ``PYTHONPATH``, or
+in the PyPI release's venv. In each round the frameworks take turns, each round starting
+with another, so that a slow spell of the machine does not fall on one only.
 """
 
-from __future__ import annotations
-
 import argparse
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
 import shlex
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import e2e, report
-from benchmarks.frameworks import (
-    FRAMEWORKS,
-    REPO_ROOT,
-    BenchmarkFailed,
-    Framework,
-    ensure_pypi_venv,
-    get_framework,
-    run_harness,
-)
-from tests.helpers.servers import ServerError
+from benchmarks import report
+from tests.helpers.servers import RunningServer, ServerError, run_server
 
-#: The in-process workloads, and how many operations each times by default.
-IN_PROCESS = {"ws_text": 100_000, "ws_binary": 100_000, "ws_handshake": 10_000, "http_json": 50_000}
-CLIENT_MESSAGES = 2000  # per end-to-end client
-_SIZES = ", ".join(f"{name} {size:,}" for name, size in IN_PROCESS.items())
-E2E = report.E2E
-WORKLOADS = (*IN_PROCESS, E2E)
+BENCHMARKS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCHMARKS_DIR.parent
+SUITE_DIR = BENCHMARKS_DIR / "suite"
+HARNESS = SUITE_DIR / "harness.py"
+PYPI_VENV = BENCHMARKS_DIR / ".venvs" / "pypi-micropie"
+PYPI_PYTHON = PYPI_VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "source" / "_static" / "benchmarks"
 QUICK_OUTPUT = REPO_ROOT / "build" / "benchmarks"
+#: Installed into the PyPI environment at this environment's versions, so that
+#: both sides of the comparison run the same server.
+SERVER_PACKAGES = ("uvicorn", "websockets", "uvloop", "httptools")
+#: The in-process workloads, and how many operations each times by default.
+IN_PROCESS = {"ws_text": 100_000, "ws_binary": 100_000, "ws_handshake": 10_000, "http_json": 50_000}
+WORKLOADS = (*IN_PROCESS, report.E2E)
+CLIENT_MESSAGES = 2000  # per end-to-end client
+#: The options that results.json keeps, as its "settings".
+SAVED = ("frameworks", "workloads", "sizes", "rounds", "e2e_rounds", "clients", "client_messages")
+#: What each end-to-end client echoes: a short text message.
+PAYLOAD = "The quick brown fox jumps over 1"
 
 
-def _names(known: Sequence[str], what: str) -> Callable[[str], list[str]]:
-    def parse(value: str) -> list[str]:
-        items = [item.strip() for item in value.split(",") if item.strip()]
-        unknown = [item for item in items if item not in known]
-        if unknown or not items:
-            problem = f"unknown {what} {', '.join(unknown)}" if unknown else f"no {what} given"
-            raise argparse.ArgumentTypeError(f"{problem}; choose from {', '.join(known)}")
-        return [name for name in known if name in items]  # in the table's order
-
-    return parse
+class BenchmarkFailed(RuntimeError):
+    """A framework's process failed, or answered a workload wrongly."""
 
 
-def _count(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number above 0")
-    return int(value)
+@dataclasses.dataclass(frozen=True)
+class Framework:
+    """An application module (``module:app``), and where its processes find their packages."""
+
+    name: str
+    module: str
+    python: Path = Path(sys.executable)
+    #: Put first on sys.path (None: nothing is).
+    source: Path | None = None
+    #: Where the micropie its processes import must come from (None: not checked).
+    micropie_home: Path | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What its processes' environment changes (an empty PYTHONPATH is none)."""
+        return {"PYTHONPATH": str(self.source or ""), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
 
 
-def _scale(value: str) -> float:
+#: In the order of the table's columns (report.FRAMEWORKS): the floor first.
+FRAMEWORKS = {
+    "raw": Framework("raw", "app_raw"),
+    "micropie": Framework(
+        "micropie", "app_micropie", source=REPO_ROOT, micropie_home=REPO_ROOT / "micropie"
+    ),
+    "starlette": Framework("starlette", "app_starlette"),
+    "pypi-micropie": Framework(
+        "pypi-micropie", "app_micropie", python=PYPI_PYTHON, micropie_home=PYPI_VENV
+    ),
+}
+
+
+def get_framework(name: str, micropie_source: Path | None = None) -> Framework:
+    """Framework *name*; ``micropie`` from *micropie_source*'s micropie/ if given."""
+    if name == "micropie" and micropie_source is not None:
+        home = micropie_source / "micropie"
+        return dataclasses.replace(FRAMEWORKS[name], source=micropie_source, micropie_home=home)
+    return FRAMEWORKS[name]
+
+
+def server_versions() -> dict[str, str]:
+    """The versions of the SERVER_PACKAGES installed here."""
+    installed = {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions()}
+    return {package: installed[package] for package in SERVER_PACKAGES if package in installed}
+
+
+def ensure_pypi_venv() -> None:
+    """Create the PyPI release's venv if need be; install micropie and the server there."""
+    pins = [f"{package}=={version}" for package, version in server_versions().items()]
+    env = os.environ | FRAMEWORKS["raw"].env
+    pip = [str(PYPI_PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     try:
-        scale = float(value)
-    except ValueError:
-        scale = 0.0
-    if not 0 < scale < float("inf"):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number above 0")
-    return scale
+        if not PYPI_PYTHON.exists():
+            print(f"creating {PYPI_VENV} (python -m venv), and installing micropie from PyPI")
+            subprocess.run([sys.executable, "-m", "venv", str(PYPI_VENV)], check=True)
+        subprocess.run([*pip, "micropie", *pins], check=True, cwd=SUITE_DIR, env=env)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        problem = f"could not set up {PYPI_VENV} ({exc}); it needs `python -m venv` and PyPI once"
+        advice = "delete it to start again, or leave the PyPI release out with --frameworks"
+        raise BenchmarkFailed(f"{problem}: {advice} raw,micropie,starlette") from exc
 
 
-def _source(value: str) -> Path:
-    path = Path(value).resolve()
-    if not (path / "micropie" / "__init__.py").is_file():
-        raise argparse.ArgumentTypeError(f"{path} holds no micropie/ package (no __init__.py)")
-    return path
+def run_harness(framework: Framework, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run ``suite/harness.py`` for *framework* in a new process; return its JSON."""
+    argument, env = json.dumps({**spec, "module": framework.module}), os.environ | framework.env
+    command = [str(framework.python), str(HARNESS), argument]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, cwd=SUITE_DIR, env=env, timeout=1800
+        )
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired as exc:
+        raise BenchmarkFailed(f"{framework.name}: the harness ran for {exc.timeout} s") from exc
+    except (IndexError, json.JSONDecodeError):
+        result = {}
+    if done.returncode != 0 or "error" in result or not result:
+        error = result.get("error", f"exit code {done.returncode}")
+        raise BenchmarkFailed(f"{framework.name}: {error}\n{done.stderr[-3000:]}".rstrip())
+    home, imported = framework.micropie_home, result.get("micropie_file")
+    if home is not None and not (imported and Path(imported).resolve().is_relative_to(home)):
+        raise BenchmarkFailed(f"{framework.name}: micropie came from {imported}, not {home}")
+    return result
+
+
+def uvicorn_options() -> dict[str, str]:
+    """The fastest implementations installed here (the PyPI environment gets the same)."""
+    sansio = importlib.util.find_spec("uvicorn.protocols.websockets.websockets_sansio_impl")
+    return {
+        "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+        "ws": "websockets-sansio" if sansio else "websockets",
+    }
+
+
+def serve(framework: Framework) -> contextlib.AbstractContextManager[RunningServer]:
+    """Serve *framework*'s application with one uvicorn worker until the block ends."""
+    options = [f"--{name}={value}" for name, value in uvicorn_options().items()]
+    options += ["--ws-per-message-deflate=false", "--lifespan=off", "--log-level=warning"]
+    options += ["--no-access-log", "--backlog=2048"]
+    app, python = f"{framework.module}:app", framework.python
+    return run_server("uvicorn", app, *options, cwd=SUITE_DIR, env=framework.env, python=python)
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """The CPU time of process *pid*'s threads, from Linux's ``/proc`` (None without it)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return sum(int((task / "schedstat").read_text().split()[0]) for task in tasks) / 1e9
+    return None
+
+
+async def _load(server: RunningServer, clients: int, messages: int) -> dict[str, Any]:
+    """The clients connect, warm up, wait for each other, then each echoes its messages one
+    at a time, every reply checked. The clock runs from the last one ready to the last reply;
+    the server's CPU time over the same span comes from ``/proc``."""
+    from websockets.asyncio.client import connect
+
+    url, pid = server.ws_url + "/text", server.process.pid
+    started, finished = asyncio.Barrier(clients + 1), asyncio.Barrier(clients + 1)
+
+    async def client() -> None:
+        async with connect(
+            url, compression=None, proxy=None, ping_interval=None, max_size=None, open_timeout=60
+        ) as ws:
+            for count, then in ((20, started), (messages, finished)):  # the warm-up, the run
+                for _ in range(count):
+                    await ws.send(PAYLOAD)
+                    if (reply := await ws.recv()) != PAYLOAD:
+                        raise BenchmarkFailed(f"the server echoed {reply!r:.100}")
+                await then.wait()
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(clients):
+            group.create_task(client())
+        await asyncio.wait_for(started.wait(), 120)
+        server_cpu, client_cpu = process_cpu_seconds(pid), time.process_time()
+        start = time.perf_counter()
+        await finished.wait()
+        seconds = time.perf_counter() - start
+        client_cpu = time.process_time() - client_cpu
+        end_cpu = process_cpu_seconds(pid)
+    server_cpu = None if server_cpu is None or end_cpu is None else end_cpu - server_cpu
+    return {
+        "clients": clients,
+        "messages": clients * messages,
+        "seconds": seconds,
+        "server_cpu_seconds": server_cpu,
+        "client_cpu_seconds": client_cpu,
+    }
+
+
+def echo_run(framework: Framework, clients: int, messages: int) -> dict[str, Any]:
+    """A fresh server, and *clients* connections echoing *messages* each: the timings."""
+    loop = importlib.import_module(uvicorn_options()["loop"])  # uvloop, or else asyncio
+    with serve(framework) as server, asyncio.Runner(loop_factory=loop.new_event_loop) as runner:
+        try:
+            return runner.run(_load(server, clients, messages))
+        except Exception as exc:
+            problem = f"{framework.name}: the end-to-end clients failed: {exc!r}"
+            raise BenchmarkFailed(f"{problem}\n{server.output[-3000:]}") from exc
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next((li.split(":")[1].strip() for li in lines if li.startswith("model name")), cpu)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": platform.platform(terse=True),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "load_average_before": [round(x, 2) for x in load] if load else None,
+    }
+
+
+def collect_versions(frameworks: dict[str, str | None], source: Path) -> dict[str, Any]:
+    """The frameworks' versions (as their processes reported them), the server's, git's."""
+    git = ["git", "-C", str(source)]
+    try:
+        head, dirty = (
+            subprocess.run([*git, *args], capture_output=True, text=True, check=True).stdout.strip()
+            for args in (["rev-parse", "--short", "HEAD"], ["status", "--porcelain", "micropie"])
+        )
+        revision: str | None = head + ", with uncommitted changes to micropie/" * bool(dirty)
+    except (OSError, subprocess.CalledProcessError):
+        revision = None
+    return {
+        "frameworks": frameworks,
+        "server": server_versions(),
+        "uvicorn_options": uvicorn_options(),
+        "git": revision,
+        **({"micropie_source": str(source)} if source != REPO_ROOT else {}),
+    }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="MicroPie's benchmarks: every workload against raw ASGI (the floor), this "
-        "repository's micropie, Starlette and the micropie release on PyPI, each in processes "
-        "of its own. Writes results.md, results.png, results.inc (for the docs page) and "
-        "results.json.",
+        "repository's micropie, Starlette and the micropie release on PyPI. Writes results.json, "
+        "results.md, results.inc (for the docs page) and results.png (with matplotlib).",
     )
-    add = parser.add_argument
+    add, sizes = parser.add_argument, ", ".join(f"{k} {v:,}" for k, v in IN_PROCESS.items())
     # fmt: off
-    add("--quick", action="store_true", help="--scale 0.1, one round, output to "
-        "build/benchmarks/ (unless --output-dir): a check that takes well under a minute")
-    add("--scale", type=_scale, help="multiply every workload's size and the end-to-end "
-        f"messages per client by this (default 1: {_SIZES})")
-    add("--frameworks", type=_names(tuple(FRAMEWORKS), "framework"), default=list(FRAMEWORKS),
-        help=f"comma-separated, from {','.join(FRAMEWORKS)} (default: all)")
-    add("--workloads", type=_names(WORKLOADS, "workload"), default=list(WORKLOADS),
-        help=f"comma-separated, from {','.join(WORKLOADS)} (default: all)")
-    add("--micropie-source", type=_source, metavar="PATH", help="measure the micropie/ package "
-        "of this directory (e.g. a `git worktree add` of another commit) instead of this "
-        "repository's; output to build/benchmarks/ unless --output-dir")
-    add("--clients", type=_count, default=50, help="end-to-end clients (default 50)")
-    add("--rounds", type=_count, help="in-process rounds, a new process each (default 5)")
-    add("--repeats", type=_count, default=1, help="timed runs per in-process round (default 1)")
-    add("--e2e-rounds", type=_count, help="end-to-end runs per framework (default 3)")
-    add("--output-dir", type=Path,
-        help=f"where to write the results (default {DEFAULT_OUTPUT.relative_to(REPO_ROOT)})")
-    add("--no-chart", action="store_true", help="skip the PNG (no matplotlib)")
+    add("--quick", action="store_true", help="--scale 0.1 and one round: a check of seconds")
+    add("--scale", type=float, help="multiply each workload's size and the end-to-end "
+        f"messages per client by this (default 1: {sizes})")
+    add("--frameworks", default=",".join(FRAMEWORKS), help="%(default)s, or some of them")
+    add("--workloads", default=",".join(WORKLOADS), help="%(default)s, or some of them")
+    add("--micropie-source", type=lambda path: Path(path).resolve(), metavar="PATH",
+        help="measure the micropie/ package of this directory (a `git worktree add` of "
+        "another commit, say) instead of this repository's")
+    add("--clients", type=int, default=50, help="end-to-end clients (default 50)")
+    add("--rounds", type=int, help="in-process rounds, a new process each (default 5)")
+    add("--e2e-rounds", type=int, help="end-to-end runs per framework (default 3)")
+    add("--output-dir", type=Path, help=f"default {DEFAULT_OUTPUT.relative_to(REPO_ROOT)}, "
+        "or build/benchmarks with --quick or --micropie-source")
     add("--render-from", type=Path, metavar="RESULTS_JSON",
-        help="run nothing: write the table and chart again from a results.json")
-    add("--profile", action="store_true", help="profile one run of each in-process "
-        "workload under cProfile instead of timing; print, write nothing")
+        help="run nothing: write the results again from a results.json")
+    add("--profile", action="store_true",
+        help="run each in-process workload once under cProfile and print where the time went")
     # fmt: on
-    return parser.parse_args(argv)
-
-
-def settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    """What the run does, as results.json records it."""
+    args = parser.parse_args(argv)
+    for option in ("scale", "clients", "rounds", "e2e_rounds"):
+        value = getattr(args, option)
+        if value is not None and not 0 < value < float("inf"):
+            parser.error(f"argument --{option.replace('_', '-')}: {value} is not a number above 0")
+    for option, known in (("frameworks", tuple(FRAMEWORKS)), ("workloads", WORKLOADS)):
+        items = {item.strip() for item in getattr(args, option).split(",")} - {""}
+        unknown = ", ".join(sorted(items.difference(known)))
+        if unknown or not items:
+            problem = f"unknown {unknown}" if unknown else "none given"
+            parser.error(f"argument --{option}: {problem}; choose from {', '.join(known)}")
+        setattr(args, option, [name for name in known if name in items])  # the table's order
+    source = args.micropie_source
+    if source is not None and not (source / "micropie" / "__init__.py").is_file():
+        parser.error(f"argument --micropie-source: {source} holds no micropie/ package")
     scale = args.scale or (0.1 if args.quick else 1.0)
-    sizes = {name: max(1, round(size * scale)) for name, size in IN_PROCESS.items()}
-    return {
-        "frameworks": args.frameworks,
-        "workloads": args.workloads,
-        "sizes": sizes,
-        "rounds": args.rounds or (1 if args.quick else 5),
-        "repeats": args.repeats,
-        "e2e_rounds": args.e2e_rounds or (1 if args.quick else 3),
-        "clients": args.clients,
-        "client_messages": max(1, round(CLIENT_MESSAGES * scale)),
-        "micropie_source": None if args.micropie_source is None else str(args.micropie_source),
-    }
+    args.sizes = {name: max(1, round(size * scale)) for name, size in IN_PROCESS.items()}
+    args.client_messages = max(1, round(CLIENT_MESSAGES * scale))
+    args.rounds = 1 if args.profile else args.rounds or (1 if args.quick else 5)
+    args.e2e_rounds = args.e2e_rounds or (1 if args.quick else 3)
+    if args.profile:  # each in-process workload once, under cProfile; nothing written
+        args.workloads = [workload for workload in args.workloads if workload != report.E2E]
+    return args
 
 
-def echo_run(framework: Framework, settings: dict[str, Any]) -> dict[str, Any]:
-    """One end-to-end run: a fresh server, the clients echoing on ``/text``."""
-    with e2e.serve(framework) as server:
-        try:
-            return e2e.echo_load(server, "/text", settings["clients"], settings["client_messages"])
-        except Exception as exc:
-            problem = f"{framework.label}: the end-to-end clients failed: {exc!r}"
-            raise BenchmarkFailed(f"{problem}\n{server.output[-3000:]}") from exc
-
-
-def run(
-    results: report.Results, frameworks: list[Framework], log: Any = print
-) -> dict[str, dict[str, str]]:
-    """Every workload, round and framework, into *results*; return the harness's versions."""
-    settings, versions = results.settings, {}
-    for workload in settings["workloads"]:
-        size = settings["sizes"].get(workload)
-        rounds = settings["e2e_rounds"] if workload == E2E else settings["rounds"]
-        spec = {"workloads": {workload: size}, "repeats": settings["repeats"]}
+def run(args: argparse.Namespace, command: str) -> report.Results:
+    """Every workload, round and framework: the results (with ``--profile``, printed)."""
+    settings = {key: getattr(args, key) for key in SAVED}
+    settings["micropie_source"] = args.micropie_source and str(args.micropie_source)
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results = report.Results(settings, machine_info(), {}, {}, {}, 0.0, command, date)
+    chosen = [get_framework(name, args.micropie_source) for name in args.frameworks]
+    started, versions = time.monotonic(), dict[str, str | None]()
+    print(f"Frameworks: {', '.join(args.frameworks)}; workloads: {', '.join(args.workloads)}")
+    for workload in args.workloads:
+        rounds = args.e2e_rounds if workload == report.E2E else args.rounds
         for number in range(rounds):
-            turn = number % len(frameworks)
-            for framework in frameworks[turn:] + frameworks[:turn]:
-                if workload == E2E:
-                    runs = results.end_to_end.setdefault(framework.name, [])
-                    runs.append(echo_run(framework, settings))
+            turn = number % len(chosen)
+            for framework in chosen[turn:] + chosen[:turn]:
+                if workload == report.E2E:
+                    timed = echo_run(framework, args.clients, args.client_messages)
+                    results.end_to_end.setdefault(framework.name, []).append(timed)
                     continue
+                size = args.sizes[workload]
+                spec = {"workloads": {workload: size}, "profile": args.profile}
                 outcome = run_harness(framework, spec)
-                versions[framework.name] = outcome["versions"]
+                if args.profile:
+                    print(f"=== {framework.name}: {workload} ({size:,} operations)")
+                    print(outcome["results"][workload]["profile"])
+                    continue
+                package = "micropie" if "micropie" in framework.name else framework.name
+                versions[framework.name] = outcome["versions"].get(package)  # raw ASGI: None
                 empty = {"size": size, "wall_seconds": [], "cpu_seconds": []}
                 cell = results.in_process.setdefault(workload, {}).setdefault(framework.name, empty)
                 for key in ("wall_seconds", "cpu_seconds"):
-                    cell[key] += outcome["results"][workload][key]
-            log(f"  {workload}: round {number + 1}/{rounds} done")
-    return versions
+                    cell[key].append(outcome["results"][workload][key])
+            print(f"  {workload}: round {number + 1}/{rounds} done")
+    results.versions = collect_versions(versions, args.micropie_source or REPO_ROOT)
+    results.duration_seconds = time.monotonic() - started
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,38 +347,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError, TypeError) as exc:
             print(f"cannot read {args.render_from}: {exc}", file=sys.stderr)
             return 2
-        for path in report.write_all(results, output, chart_png=not args.no_chart):
-            print(f"wrote {path}")
+        report.write_all(results, output)
         return 0
-    settings = settings_from(args)
-    frameworks = [get_framework(name, args.micropie_source) for name in settings["frameworks"]]
     command = shlex.join(["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)])
-    results = report.Results(settings, report.machine_info(), {}, {}, {}, 0.0, command)
-    started = time.monotonic()
     try:
-        if "pypi-micropie" in settings["frameworks"]:
+        if "pypi-micropie" in args.frameworks:
             ensure_pypi_venv()
-        if args.profile:
-            for framework in frameworks:
-                for workload, size in settings["sizes"].items():
-                    if workload in settings["workloads"]:
-                        spec = {"workloads": {workload: size}, "profile": True}
-                        print(f"=== {framework.label}: {workload} ({size:,} operations)")
-                        print(run_harness(framework, spec)["results"][workload]["profile"])
-            return 0
-        print(
-            f"Frameworks: {', '.join(settings['frameworks'])}; workloads: "
-            f"{', '.join(settings['workloads'])}; {settings['rounds']} round(s) x "
-            f"{settings['repeats']} run(s) in process, {settings['e2e_rounds']} end to end"
-        )
-        versions = run(results, frameworks)
+        results = run(args, command)
     except (BenchmarkFailed, ServerError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
-    source = args.micropie_source or REPO_ROOT
-    results.versions = report.collect_versions(versions, e2e.uvicorn_options(), source)
-    results.duration_seconds = time.monotonic() - started
-    written = report.write_all(results, output, chart_png=not args.no_chart)
+    if args.profile:
+        return 0
     print(report.markdown(results))
-    print("\n".join(f"wrote {path}" for path in written))
+    report.write_all(results, output)
     return 0

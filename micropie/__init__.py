@@ -13,12 +13,14 @@ from micropie.request import (
     WebSocketRequest,
     current_request,
 )
+from micropie.sessions import SESSION_TIMEOUT, InMemorySessionBackend, SessionBackend
 from micropie.staticfiles import StaticFiles
 from micropie.websocket import ConnectionClosed, MessageTypeError, WebSocket
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SESSION_TIMEOUT",
     "App",
     "BackgroundTasks",
     "CORSMiddleware",
@@ -26,9 +28,11 @@ __all__ = [
     "HTTPConnection",
     "Headers",
     "HttpMiddleware",
+    "InMemorySessionBackend",
     "MessageTypeError",
     "RedisUnavailable",
     "Request",
+    "SessionBackend",
     "StaticFiles",
     "UploadFile",
     "WebSocket",

@@ -8,12 +8,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from micropie._asgi import Receive, Scope, Send
+from micropie._asgi import ASGIApp, Receive, Scope, Send
 from micropie.background import BackgroundTasks
 from micropie.bodies import DEFAULT_MAX_BODY_SIZE
 from micropie.http_dispatch import serve_http
 from micropie.lifespan import LifespanHandler, serve_lifespan
 from micropie.middleware import HttpMiddleware, MiddlewareList, WebSocketMiddleware
+from micropie.mounting import add_mount, find_mount
 from micropie.origins import normalize_origins
 from micropie.request import Request, current_request
 from micropie.responses import redirect
@@ -68,6 +69,13 @@ class App:
        :class:`~micropie.WebSocketMiddleware` instances: their ``before_*``
        hooks run in list order, their ``after_*`` hooks in reverse order.
 
+    .. attribute:: ws_middlewares
+       :type: list
+
+       More :class:`~micropie.WebSocketMiddleware` instances, the list
+       MicroPie 0.x had for them: they run after those of
+       :attr:`middlewares` (and their ``after_websocket`` before them).
+
     .. attribute:: max_body_size
        :type: int
 
@@ -95,6 +103,9 @@ class App:
     background_tasks: Setting[BackgroundTasks, BackgroundTasks] = Setting()
     middlewares: Setting[MiddlewareList, Iterable[HttpMiddleware | WebSocketMiddleware]] = Setting(
         MiddlewareList.of
+    )
+    ws_middlewares: Setting[MiddlewareList, Iterable[WebSocketMiddleware]] = Setting(
+        MiddlewareList.websocket_only
     )
     max_body_size: Setting[int, int] = Setting()
     allowed_origins: Setting[frozenset[str], Iterable[str]] = Setting(normalize_origins)
@@ -130,10 +141,35 @@ class App:
             shutdown_handlers=[],
             background_tasks=BackgroundTasks(),
             middlewares=MiddlewareList.of(middlewares),
+            ws_middlewares=MiddlewareList.websocket_only(()),
+            mounts=(),
             max_body_size=max_body_size,
             allowed_origins=normalize_origins(allowed_origins),
             templates=TemplateRenderer(templates_dir),
         )
+
+    def on_startup(self, handlers: Iterable[LifespanHandler]) -> None:
+        """Add *handlers* to :attr:`startup_handlers` (as MicroPie 0.x's
+        ``app.on_startup([...])`` did)."""
+        self.startup_handlers.extend(_handlers(handlers, "on_startup"))
+
+    def on_shutdown(self, handlers: Iterable[LifespanHandler]) -> None:
+        """Add *handlers* to :attr:`shutdown_handlers` (as MicroPie 0.x's
+        ``app.on_shutdown([...])`` did)."""
+        self.shutdown_handlers.extend(_handlers(handlers, "on_shutdown"))
+
+    def mount(self, path: str, app: ASGIApp) -> None:
+        """Serve *app*, any ASGI application (another :class:`App`, Starlette,
+        python-socketio's ``ASGIApp``), at *path* and every path below it,
+        over HTTP and WebSocket.
+
+        It gets the request as the ASGI specification says: ``root_path``
+        grows by *path*, and ``path`` stays whole. Its lifespan events are not
+        sent: start what it needs in :attr:`startup_handlers`. *path* starts
+        with ``/``; the longest mounted prefix that matches wins.
+        """
+        settings = AppSettings.for_app(self)
+        settings.mounts = add_mount(settings.mounts, path, app)
 
     def __copy__(self) -> App:
         # A copy has settings of its own, as it had when they were attributes.
@@ -155,10 +191,19 @@ class App:
         return cast(Request, request)
 
     def _redirect(
-        self, location: str, status: int = 302, headers: Iterable[tuple[str, str]] = ()
+        self,
+        location: str,
+        status: int | Iterable[tuple[str, str]] = 302,
+        headers: Iterable[tuple[str, str]] = (),
+        *,
+        extra_headers: Iterable[tuple[str, str]] = (),
     ) -> tuple[int, str, list[tuple[str, str]]]:
-        """Return this from a handler to redirect the client to *location*."""
-        return redirect(location, status, headers)
+        """Return this from a handler to redirect the client to *location*
+        (percent-encoded where it is not ASCII), with *status* and *headers*.
+
+        Apps written for MicroPie 0.x pass a list of headers second, or as
+        *extra_headers*: both mean status 302 with those headers."""
+        return redirect(location, status, [*headers, *extra_headers])
 
     async def _render_template(self, name: str, /, **context: Any) -> str:
         """Render the Jinja2 template *name* from the templates directory, autoescaped."""
@@ -167,6 +212,12 @@ class App:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = AppSettings.for_app(self)
         kind = scope["type"]
+        if settings.mounts and kind != "lifespan":
+            mounted = find_mount(settings.mounts, scope)
+            if mounted is not None:
+                app, scope = mounted
+                await app(scope, receive, send)
+                return
         if kind == "http":
             await serve_http(self, type(self).__routes, settings, scope, receive, send)
         elif kind == "websocket":
@@ -181,6 +232,15 @@ class App:
             )
         else:
             raise ValueError(f"MicroPie does not serve ASGI scopes of type {kind!r}")
+
+
+def _handlers(handlers: Iterable[LifespanHandler], method: str) -> list[LifespanHandler]:
+    """*handlers* as a list (a single function, too), each checked to be callable."""
+    listed: list[Any] = [handlers] if callable(handlers) else list(handlers)
+    for handler in listed:
+        if not callable(handler):
+            raise TypeError(f"{method}() takes functions to call, not {type(handler).__name__}")
+    return listed
 
 
 # Every public name of App itself (its settings, request): never a route,

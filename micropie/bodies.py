@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from tempfile import SpooledTemporaryFile
-from typing import IO, Any
+from typing import IO, Any, Literal, SupportsIndex, overload
 from urllib.parse import parse_qs
 
 from micropie._asgi import Receive
@@ -15,6 +16,7 @@ __all__ = [
     "ClientGone",
     "MultipartMissing",
     "UploadFile",
+    "UploadList",
     "parse_form",
     "parse_json",
     "read_body",
@@ -27,6 +29,9 @@ DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
 _SPOOL_SIZE = 1024 * 1024
 # More fields than this in one form is an attack, not a form.
 MAX_FORM_FIELDS = 1000
+# The chunk size of UploadFile["content"], the queue that 0.x apps read.
+_QUEUE_CHUNK = 64 * 1024
+_KEYS = ("filename", "content_type", "content")
 
 
 class BodyError(Exception):
@@ -67,15 +72,64 @@ class UploadFile:
        :type: int
 
        The content's length in bytes.
+
+    For apps written for MicroPie 0.x, it can also be read as 0.x's dict:
+    ``upload["filename"]`` and ``upload["content_type"]`` are the
+    attributes above, and ``upload["content"]`` is an
+    :class:`asyncio.Queue` holding the content in chunks of 64 KiB, then
+    ``None``. The queue is made, complete, by the first ``["content"]``,
+    which must come before the handler returns (the file is closed then);
+    later ones give the same queue. Any other key raises ``KeyError``.
     """
 
     __module__ = "micropie"
+    # Not iterable, though it has __getitem__ (for 0.x apps): iter() must not
+    # fall back to trying upload[0], upload[1]...
+    __iter__ = None
 
     def __init__(self, filename: str, content_type: str) -> None:
         self.filename = filename
         self.content_type = content_type
         self.file: IO[bytes] = SpooledTemporaryFile(max_size=_SPOOL_SIZE)  # noqa: SIM115
         self.size = 0
+        self._queue: asyncio.Queue[bytes | None] | None = None
+
+    @overload
+    def __getitem__(self, key: Literal["filename", "content_type"]) -> str: ...
+    @overload
+    def __getitem__(self, key: Literal["content"]) -> asyncio.Queue[bytes | None]: ...
+    def __getitem__(self, key: str) -> str | asyncio.Queue[bytes | None]:
+        return self._value(key)
+
+    def _value(self, key: object) -> str | asyncio.Queue[bytes | None]:
+        """0.x's ``file[key]``, for any key (UploadList's str keys too)."""
+        if key == "filename":
+            return self.filename
+        if key == "content_type":
+            return self.content_type
+        if key == "content":
+            if self._queue is None:
+                self._queue = self._content_queue()
+            return self._queue
+        raise _no_such_key(key)
+
+    def _content_queue(self) -> asyncio.Queue[bytes | None]:
+        # Filled up front, as the body was read whole before the handler ran.
+        # Chunk by chunk from the spooled file: a large file, spooled to disk,
+        # is in memory once (in the queue), never also as one big bytes.
+        if self.file.closed:
+            raise ValueError(
+                f"the upload {self.filename!r} is closed: read its content before the "
+                "handler returns"
+            )
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        position = self.file.tell()
+        self.file.seek(0)
+        while chunk := self.file.read(_QUEUE_CHUNK):
+            queue.put_nowait(chunk)
+        queue.put_nowait(None)
+        self.file.seek(position)
+        return queue
 
     def read(self) -> bytes:
         """All of the content."""
@@ -88,6 +142,34 @@ class UploadFile:
 
     def __repr__(self) -> str:
         return f"UploadFile(filename={self.filename!r}, size={self.size})"
+
+
+class UploadList(list[UploadFile]):
+    """The files sent under one field name, in order: a list of :class:`UploadFile`.
+
+    For apps written for MicroPie 0.x, where ``request.files[name]`` was one
+    file's dict, a str key reads that key of the first file:
+    ``request.files["photo"]["filename"]``. Ints and slices are a list's.
+    """
+
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> UploadFile: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[UploadFile]: ...
+    @overload
+    def __getitem__(self, key: Literal["filename", "content_type"]) -> str: ...
+    @overload
+    def __getitem__(self, key: Literal["content"]) -> asyncio.Queue[bytes | None]: ...
+    def __getitem__(
+        self, key: SupportsIndex | slice | str
+    ) -> UploadFile | list[UploadFile] | str | asyncio.Queue[bytes | None]:
+        if not isinstance(key, str):
+            return super().__getitem__(key)
+        if key not in _KEYS:
+            raise _no_such_key(key)
+        if not self:
+            raise KeyError(f"{key!r}: the list has no file to read it from")
+        return super().__getitem__(0)._value(key)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -130,7 +212,7 @@ def parse_json(body: bytes) -> Any:
 
 async def read_multipart(
     receive: Receive, content_type: str, limit: int
-) -> tuple[dict[str, list[str]], dict[str, list[UploadFile]]]:
+) -> tuple[dict[str, list[str]], dict[str, UploadList]]:
     """Fields and files of a ``multipart/form-data`` body, parsed as it arrives."""
     try:
         from python_multipart.multipart import MultipartParser, parse_options_header
@@ -187,12 +269,18 @@ def _too_large(limit: int) -> BodyError:
     return BodyError(413, f"the request body is larger than {limit} bytes")
 
 
+def _no_such_key(key: object) -> KeyError:
+    return KeyError(
+        f"an upload has no key {key!r}: its keys are 'filename', 'content_type' and 'content'"
+    )
+
+
 class _MultipartCollector:
     """Turns the parser's callbacks into fields and files."""
 
     def __init__(self) -> None:
         self.fields: dict[str, list[str]] = {}
-        self.files: dict[str, list[UploadFile]] = {}
+        self.files: dict[str, UploadList] = {}
         self.complete = False
         self._headers: dict[bytes, bytes] = {}
         self._header_name = b""
@@ -261,7 +349,7 @@ class _MultipartCollector:
     def _part_end(self) -> None:
         if self._file is not None:
             self._file.file.seek(0)
-            self.files.setdefault(self._name, []).append(self._file)
+            self.files.setdefault(self._name, UploadList()).append(self._file)
             self._file = None
         else:
             self.fields.setdefault(self._name, []).append(self._value.decode("utf-8"))

@@ -122,7 +122,7 @@ class CORSMiddleware(HttpMiddleware):
         self,
         request: Request,
         status_code: int,
-        response_body: bytes | None,
+        response_body: str | bytes | None,
         extra_headers: list[tuple[str, str]],
     ) -> Any:
         """Add the CORS headers to the response, in place (so streamed ones keep their stream)."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-from micropie._asgi import Receive, Scope, Send
+from micropie._asgi import ASGIApp, Receive, Scope, Send
 from micropie.bodies import BodyError, ClientGone, MultipartMissing
-from micropie.middleware import HttpMiddleware
+from micropie.middleware import HttpMiddleware, answer_of
+from micropie.mounting import legacy_subapp_scope, replaying, route_path
 from micropie.request import Request, current_request
 from micropie.responses import (
     Response,
@@ -30,11 +32,16 @@ async def serve_http(
 ) -> None:
     """Answer the request of *scope* with the handler of *app* that its path names."""
     head = scope["method"] == "HEAD"
-    name, segments = split_path(scope["path"])
+    name, segments = split_path(route_path(scope) if scope.get("root_path") else scope["path"])
     route = routes.http.get(name)
+    middlewares = settings.middlewares.http
     if route is None:
-        await error_response(404).send(send, head=head)
-        return
+        route, segments = routes.fallback(name, segments)
+        # With middlewares, an unknown path is theirs first: one may route it
+        # (request._route_handler) or hand it on (request._subapp), as in 0.x.
+        if route is None and not middlewares:
+            await error_response(404).send(send, head=head)
+            return
     request = Request(scope, segments, receive=receive, max_body_size=settings.max_body_size)
     try:
         await request._parse_body()
@@ -56,12 +63,18 @@ async def serve_http(
         return
     token = current_request.set(request)
     try:
-        response = await _respond(app, route, request, session, settings.middlewares.http)
+        response = await _respond(app, routes, route, request, session, middlewares)
     finally:
         current_request.reset(token)
         if request.files:
             request._close_files()
     if response is None:
+        return
+    if isinstance(response, _HandOff):
+        # A multipart body was parsed as it came, and is not kept to give again.
+        multipart = request.files or request.content_type == "multipart/form-data"
+        body = b"" if multipart else await request.body()
+        await response.app(response.scope, replaying(body, receive), send)
         return
     watch: Receive | None = receive
     if response.stream is not None and not head:
@@ -79,21 +92,38 @@ async def serve_http(
     await response.send(send, head=head, receive=watch)
 
 
+@dataclass(frozen=True, slots=True)
+class _HandOff:
+    """A middleware gave the request to another application (0.x's ``_subapp``)."""
+
+    app: ASGIApp
+    scope: Scope
+
+
 async def _respond(
     app: Any,
-    route: Route,
+    routes: RouteTable,
+    route: Route | None,
     request: Request,
     session: SessionHandle,
     middlewares: tuple[HttpMiddleware, ...],
-) -> Response | None:
+) -> Response | _HandOff | None:
     try:
         result = None
         for middleware in middlewares:
-            result = await middleware.before_request(request)
+            result = answer_of(await middleware.before_request(request))
             if result is not None:
                 break
         else:
-            result = await _call_handler(app, route, request)
+            subapp = request._subapp  # set by a 0.x middleware, rarely
+            if subapp is not None:
+                await request._read_whole_body()  # to be given again, whole
+                return _HandOff(subapp, legacy_subapp_scope(request.scope, request))
+            if request._route_handler is not None:
+                route = routes.chosen(request._route_handler, websocket=False)
+            result = (
+                error_response(404) if route is None else await _call_handler(app, route, request)
+            )
         response = result if isinstance(result, Response) else to_response(result)
         for middleware in reversed(middlewares):
             response = await _after_request(middleware, request, response)
@@ -107,7 +137,7 @@ async def _respond(
     except ClientGone:
         return None  # nobody is left to answer
     except Exception:
-        logger.exception("HTTP handler %s failed", route.name)
+        logger.exception("HTTP handler %s failed", route.name if route else request.path)
         return error_response(500)
     return response
 
@@ -124,14 +154,32 @@ async def _after_request(
         if k != b"content-length"
     ]
     given = headers.copy()
-    replaced = await middleware.after_request(request, response.status, response.body, headers)
+    body = _as_text(response)
+    replaced = await middleware.after_request(request, response.status, body, headers)
     if replaced is not None:
-        await close_stream(response)  # the stream is dropped: let it clean up now
-        return to_response(replaced)
+        if type(replaced) is dict and "body" not in replaced and response.stream is not None:
+            replaced = {**replaced, "body": response.stream}  # the stream goes on
+        else:
+            await close_stream(response)  # the stream is dropped: let it clean up now
+        return to_response(answer_of(replaced, response.status, body, headers))
     if headers != given:
         # Headers changed in place: the response, stream and all, stays.
         response.headers = [*encode_headers(headers), *length]
     return response
+
+
+def _as_text(response: Response) -> str | bytes | None:
+    """The body as ``after_request`` sees it: text (HTML, JSON, ...) as ``str``, as in 0.x."""
+    body = response.body
+    if body is None:
+        return None
+    content_type = next((v for k, v in response.headers if k == b"content-type"), b"")
+    if content_type.startswith(b"text/") or b"json" in content_type:
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return body
 
 
 async def _call_handler(app: Any, route: Route, request: Request) -> Any:
@@ -140,8 +188,6 @@ async def _call_handler(app: Any, route: Route, request: Request) -> Any:
             request.path_params, request.query_params, request._parameter_values(), request.session
         )
     except BindError as exc:
-        if exc.not_found:
-            return error_response(404)
         return error_response(400, f"Bad Request: {exc}")
     if route.is_async:
         return await route.function(app, *args, **kwargs)

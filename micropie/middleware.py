@@ -20,9 +20,11 @@ class HttpMiddleware:
     __module__ = "micropie"
 
     async def before_request(self, request: Request) -> Any:
-        """Called before the handler. Return ``None`` to go on, or anything a
-        handler may return to answer the request yourself: the handler and the
-        ``before_request`` of later middlewares are skipped, while the
+        """Called before the handler, for every request, also one whose path
+        names no handler. Return ``None`` to go on, or anything a handler may
+        return to answer the request yourself (or MicroPie 0.x's dict
+        ``{"status_code": ..., "body": ..., "headers": [...]}``): the handler
+        and the ``before_request`` of later middlewares are skipped, while the
         ``after_request`` of every middleware still runs on your answer."""
         return None
 
@@ -30,15 +32,18 @@ class HttpMiddleware:
         self,
         request: Request,
         status_code: int,
-        response_body: bytes | None,
+        response_body: str | bytes | None,
         extra_headers: list[tuple[str, str]],
     ) -> Any:
-        """Called with the response about to be sent (*response_body* is
-        ``None`` when it is streamed; *extra_headers* leaves out
-        ``Content-Length`` and the session cookie). Return ``None`` to keep
-        it, with any change made to *extra_headers* in place (the way to add
-        headers to a streamed response), or anything a handler may return to
-        send that instead; replacing a streamed response discards its stream."""
+        """Called with the response about to be sent: *response_body* is a
+        ``str`` for text (``text/*`` and JSON), ``bytes`` otherwise, ``None``
+        when it is streamed; *extra_headers* leaves out ``Content-Length`` and
+        the session cookie. Return ``None`` to keep it, with any change made to
+        *extra_headers* in place (the way to add headers to a streamed
+        response), or anything a handler may return to send that instead
+        (replacing a streamed response discards its stream). A 0.x dict
+        replaces only what it names: a missing ``body`` keeps the body, stream
+        and all, and missing ``headers`` keep *extra_headers*."""
         return None
 
 
@@ -47,12 +52,15 @@ class WebSocketMiddleware:
 
     __module__ = "micropie"
 
-    async def before_websocket(self, request: WebSocketRequest) -> tuple[int, str] | None:
-        """Called before the handler. Return ``None`` to go on, or a pair
-        ``(code, reason)`` to refuse the connection: MicroPie then accepts it
-        and closes it at once with that close code and reason, so that the
-        client can tell why (a browser never sees a refused handshake's
-        status). The handler does not run."""
+    async def before_websocket(
+        self, request: WebSocketRequest
+    ) -> tuple[int, str] | dict[str, Any] | None:
+        """Called before the handler, also for a path that names none. Return
+        ``None`` to go on, or a pair ``(code, reason)`` (or MicroPie 0.x's
+        ``{"code": ..., "reason": ...}``) to refuse the connection: MicroPie
+        then accepts it and closes it at once with that close code and reason,
+        so that the client can tell why (a browser never sees a refused
+        handshake's status). The handler does not run."""
         return None
 
     async def after_websocket(self, request: WebSocketRequest) -> None:
@@ -64,16 +72,49 @@ class WebSocketMiddleware:
 
 Middleware = HttpMiddleware | WebSocketMiddleware
 
+# The keys of the dict that MicroPie 0.x's hooks returned to answer a request.
+_ANSWER_KEYS = frozenset(["status_code", "body", "headers"])
+
+
+def answer_of(result: Any, status: int = 200, body: Any = "", headers: Any = ()) -> Any:
+    """What a hook's *result* answers with: the result itself, or, for MicroPie
+    0.x's ``{"status_code": ..., "body": ..., "headers": [...]}``, that tuple,
+    with what the dict leaves out taken from *status*, *body* and *headers*."""
+    if type(result) is dict and result and result.keys() <= _ANSWER_KEYS:
+        return (
+            result.get("status_code", status),
+            result.get("body", body),
+            result.get("headers", headers),
+        )
+    return result
+
+
+def refusal_of(result: Any) -> tuple[int, str]:
+    """The close code and reason of ``before_websocket``'s refusal: a pair, or
+    MicroPie 0.x's ``{"code": ..., "reason": ...}`` (1008 and a plain reason
+    where it leaves them out)."""
+    if isinstance(result, dict):
+        return result.get("code", 1008), result.get("reason", "refused by a middleware")
+    code, reason = result
+    return code, reason
+
 
 class MiddlewareList(list[Middleware]):
     """``App.middlewares``: a list that sorts its HTTP and WebSocket middlewares
     apart whenever it changes, so that a request never has to. Anything that
-    is not a middleware is refused before the list changes."""
+    is not a middleware is refused before the list changes.
 
-    __slots__ = ("http", "websocket")
+    ``App.ws_middlewares``, MicroPie 0.x's list for WebSocket middlewares,
+    is one too, which takes WebSocket middlewares only (*websocket_only*).
+    """
 
-    def __init__(self, middlewares: Iterable[Middleware] = ()) -> None:
-        super().__init__(_checked(middlewares))
+    __slots__ = ("_owner", "http", "websocket")
+
+    def __init__(
+        self, middlewares: Iterable[Middleware] = (), *, websocket_only: bool = False
+    ) -> None:
+        self._owner = "App.ws_middlewares" if websocket_only else "App.middlewares"
+        super().__init__(self._checked(middlewares))
         self._sort_out()
 
     @classmethod
@@ -81,22 +122,32 @@ class MiddlewareList(list[Middleware]):
         """*middlewares* itself if it is a MiddlewareList, else a new one holding them."""
         return middlewares if isinstance(middlewares, MiddlewareList) else cls(middlewares)
 
+    @classmethod
+    def websocket_only(cls, middlewares: Iterable[WebSocketMiddleware]) -> MiddlewareList:
+        """As :meth:`of`, for ``App.ws_middlewares``."""
+        if isinstance(middlewares, MiddlewareList) and middlewares._owner == "App.ws_middlewares":
+            return middlewares
+        return cls(middlewares, websocket_only=True)
+
     def _sort_out(self) -> None:
         #: The HTTP middlewares, in order.
         self.http = tuple(m for m in self if isinstance(m, HttpMiddleware))
         #: The WebSocket middlewares, in order.
         self.websocket = tuple(m for m in self if isinstance(m, WebSocketMiddleware))
 
-
-def _checked(values: Iterable[Any]) -> list[Middleware]:
-    values = list(values)
-    for value in values:
-        if not isinstance(value, (HttpMiddleware, WebSocketMiddleware)):
-            raise TypeError(
-                "App.middlewares takes HttpMiddleware and WebSocketMiddleware "
-                f"instances, not {type(value).__name__}"
-            )
-    return values
+    def _checked(self, values: Iterable[Any]) -> list[Middleware]:
+        values = list(values)
+        websocket_only = self._owner == "App.ws_middlewares"
+        kinds = WebSocketMiddleware if websocket_only else (HttpMiddleware, WebSocketMiddleware)
+        for value in values:
+            if not isinstance(value, kinds):
+                wanted = (
+                    "WebSocketMiddleware instances (HTTP ones go in App.middlewares)"
+                    if websocket_only
+                    else "HttpMiddleware and WebSocketMiddleware instances"
+                )
+                raise TypeError(f"{self._owner} takes {wanted}, not {type(value).__name__}")
+        return values
 
 
 # For each method that changes the list: which argument brings new items
@@ -125,9 +176,9 @@ def _sorting_out(name: str, position: int | None, single: bool) -> Any:
         if position is not None:
             new = args[position]
             if single or (name == "__setitem__" and not isinstance(args[0], slice)):
-                _checked([new])
+                self._checked([new])
             else:
-                args[position] = _checked(new)  # a list: an iterator is read once, here
+                args[position] = self._checked(new)  # a list: an iterator is read once, here
         result = change(self, *args, **kwargs)
         self._sort_out()
         return result

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from micropie._asgi import Receive, Scope
 from micropie.bodies import (
     DEFAULT_MAX_BODY_SIZE,
-    UploadFile,
+    UploadList,
     parse_form,
     parse_json,
     read_body,
@@ -114,6 +114,12 @@ class HTTPConnection:
     """
 
     __module__ = "micropie"
+
+    # What a middleware written for MicroPie 0.x sets to route the request
+    # itself: class defaults, read on every request without a dict look-up.
+    _route_handler: str | None = None
+    _ws_route_handler: str | None = None
+    _subapp: Any = None
 
     def __init__(
         self,
@@ -221,7 +227,7 @@ class Request(HTTPConnection):
     ) -> None:
         super().__init__(scope, path_params, session)
         self.body_params: dict[str, list[str]] = {}
-        self.files: dict[str, list[UploadFile]] = {}
+        self.files: dict[str, UploadList] = {}
         self._json: Any = _NO_JSON
         self._renew_session = False
         self._body: bytes | None = None
@@ -254,6 +260,13 @@ class Request(HTTPConnection):
         if isinstance(self._json, dict):
             return self._json.get(name, default)
         return default
+
+    @property
+    def get_json(self) -> Any:
+        """The parsed JSON body, or ``{}`` when the body was not JSON: the
+        attribute of MicroPie 0.x (before 0.32), kept for apps written for it.
+        New code calls :meth:`json`."""
+        return {} if self._json is _NO_JSON else self._json
 
     async def body(self) -> bytes:
         """The raw request body, read once, at most ``App.max_body_size`` bytes.

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from micropie._asgi import Receive, Send
 
@@ -65,19 +66,34 @@ def error_response(status: int, detail: str | None = None) -> Response:
 
 
 def redirect(
-    location: str, status: int = 302, headers: Iterable[tuple[str, str]] = ()
+    location: str,
+    status: int | Iterable[tuple[str, str]] = 302,
+    headers: Iterable[tuple[str, str]] = (),
 ) -> tuple[int, str, list[tuple[str, str]]]:
-    """A handler return value that redirects to *location*."""
+    """A handler return value that redirects to *location*.
+
+    A location outside ASCII is percent-encoded (a header must be ASCII). A
+    list of headers in place of *status* is taken as MicroPie 0.x's
+    ``_redirect(location, extra_headers)``, with status 302.
+    """
+    if not isinstance(status, int):
+        headers = [*status, *headers]
+        status = 302
     if status not in (301, 302, 303, 307, 308):
         raise ValueError(f"a redirect status is 301, 302, 303, 307 or 308, not {status!r}")
-    return status, "", [("Location", location), *headers]
+    return status, "", [("Location", quote(location, safe=_URL_CHARACTERS)), *headers]
+
+
+# What may stand in a URL as it is (RFC 3986's reserved characters, and "%"
+# so that what is already encoded stays so); quote() encodes everything else.
+_URL_CHARACTERS = ":/?#[]@!$&'()*+,;=%~"
 
 
 def to_response(result: Any) -> Response:
     """Interpret a handler's return value.
 
     ``str`` is HTML, ``bytes`` is sent as it is, a ``dict`` or ``list``
-    becomes JSON, ``None`` an empty body, and a generator (sync or async) is
+    becomes JSON, a number its text, ``None`` an empty body, and a generator (sync or async) is
     streamed chunk by chunk. A tuple ``(status, body)`` or
     ``(status, body, headers)`` sets the status and adds headers, given as a
     mapping or as ``(name, value)`` pairs.
@@ -113,9 +129,11 @@ def _encode_body(body: Any) -> tuple[bytes | None, bytes | None, Stream | None]:
         return json.dumps(body, separators=(",", ":")).encode("utf-8"), _JSON, None
     if isinstance(body, (Iterator, AsyncIterator)):
         return None, _HTML, body
+    if isinstance(body, (int, float)):  # as text, as MicroPie 0.x sent them
+        return str(body).encode("ascii"), _HTML, None
     raise TypeError(
         f"a handler returned {type(body).__name__}; return str, bytes, a dict or list "
-        "for JSON, None, a generator to stream, or a (status, body[, headers]) tuple"
+        "for JSON, a number, None, a generator to stream, or a (status, body[, headers]) tuple"
     )
 
 

@@ -18,14 +18,7 @@ WEBSOCKET_PREFIX = "ws_"
 
 
 class BindError(Exception):
-    """The request cannot fill the handler's parameters; the message says why.
-
-    *not_found* is true when the path itself names nothing (too many segments).
-    """
-
-    def __init__(self, message: str, *, not_found: bool = False) -> None:
-        super().__init__(message)
-        self.not_found = not_found
+    """The request cannot fill the handler's parameters; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +63,11 @@ class Route:
             is_async=inspect.iscoroutinefunction(function),
         )
 
+    @property
+    def takes_segments(self) -> bool:
+        """Whether the handler has a parameter that a path segment can fill."""
+        return self.takes_rest or any(parameter.positional for parameter in self.parameters)
+
     def bind(
         self,
         segments: list[str],
@@ -78,7 +76,8 @@ class Route:
         session: Mapping[str, Any],
     ) -> tuple[list[Any], dict[str, Any]]:
         """Arguments for the handler: path segments in order, then by name the
-        query string, the body and the session, then defaults.
+        query string, the body and the session, then defaults. Segments beyond
+        its parameters go to its ``*args``, or are left out (as MicroPie 0.x did).
 
         Raises :class:`BindError` when that is not enough.
         """
@@ -106,9 +105,7 @@ class Route:
                 args.append(value)
             else:
                 kwargs[name] = value
-        if position < len(segments):
-            if not self.takes_rest:
-                raise BindError(f"too many path segments for {self.name!r}", not_found=True)
+        if self.takes_rest:
             args.extend(segments[position:])
         return args, kwargs
 
@@ -119,6 +116,10 @@ class RouteTable:
     def __init__(self, cls: type, reserved: frozenset[str]) -> None:
         self.http: dict[str, Route] = {}
         self.websocket: dict[str, Route] = {}
+        self._names = frozenset(dir(cls))
+        self._cls = cls
+        self._reserved = reserved
+        self._chosen: dict[tuple[str, bool], Route] = {}
         for name in dir(cls):
             # The App's own attributes (request, startup_handlers, ...) are never
             # routes, even where a subclass overrides them.
@@ -136,6 +137,45 @@ class RouteTable:
                 self.websocket[route_name] = Route.from_function(name, member, skip=2)
             else:
                 self.http[name] = Route.from_function(name, member, skip=1)
+        index = self.http.get("index")
+        # A path whose first segment names nothing goes to an index() that
+        # takes segments, as in MicroPie 0.x.
+        self._fallback = index if index is not None and index.takes_segments else None
+
+    def chosen(self, name: str, *, websocket: bool) -> Route:
+        """The handler method named *name*, as a middleware written for MicroPie
+        0.x chooses one (``request._route_handler``, ``_ws_route_handler``):
+        private names too, since the middleware, not the path, chose it; never
+        one of App's own. A LookupError says when *name* names none."""
+        route = self._chosen.get((name, websocket))
+        if route is not None:
+            return route
+        member = inspect.getattr_static(self._cls, name, None) if isinstance(name, str) else None
+        if (
+            not inspect.isfunction(member)
+            or name in self._reserved
+            or name.startswith("__")
+            or member.__module__ == "micropie.app"  # App's machinery, not a handler
+        ):
+            attribute = "_ws_route_handler" if websocket else "_route_handler"
+            raise LookupError(
+                f"a middleware set request.{attribute} to {name!r}, which names no "
+                f"{'WebSocket' if websocket else 'HTTP'} handler of {self._cls.__name__}"
+            )
+        if websocket and not inspect.iscoroutinefunction(member):
+            raise TypeError(f"WebSocket handler {name!r} must be 'async def'")
+        route = Route.from_function(name, member, skip=2 if websocket else 1)
+        self._chosen[(name, websocket)] = route
+        return route
+
+    def fallback(self, name: str, segments: list[str]) -> tuple[Route | None, list[str]]:
+        """For a path whose first segment *name* names no HTTP handler: ``index``
+        and every segment, if it takes them and *name* is no name of the App's."""
+        if self._fallback is None:
+            return None, segments
+        if name.startswith(("_", WEBSOCKET_PREFIX)) or name in self._names:
+            return None, segments  # private, a WebSocket's, or the App's own: never index's
+        return self._fallback, [name, *segments]
 
 
 def split_path(path: str) -> tuple[str, list[str]]:

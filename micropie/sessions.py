@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import abc
 import copy
+import functools
+import inspect
 import secrets
 import time
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from micropie.cookies import SESSION_COOKIE, expired_session_cookie, session_cookie
 
 __all__ = [
+    "SESSION_TIMEOUT",
     "InMemorySessionBackend",
     "SessionBackend",
     "SessionHandle",
@@ -18,6 +21,11 @@ __all__ = [
     "new_session_id",
     "session_cookie",
 ]
+
+
+#: Seconds: the timeout MicroPie passes to a backend written for MicroPie 0.x,
+#: whose ``save(session_id, data, timeout)`` requires one (eight hours, as 0.x).
+SESSION_TIMEOUT = 8 * 3600
 
 
 def new_session_id() -> str:
@@ -79,19 +87,36 @@ class InMemorySessionBackend(SessionBackend):
         # A copy, so that a handler's changes count only once they are saved.
         return copy.deepcopy(data)
 
-    async def save(self, session_id: str, data: dict[str, Any]) -> None:
+    async def save(
+        self, session_id: str, data: dict[str, Any], timeout: float | None = None
+    ) -> None:
+        """Store *data* for *timeout* seconds (*max_age* unless given, as
+        MicroPie 0.x's backends took it); empty, or a timeout of 0, deletes it."""
         now = time.monotonic()
         if now >= self._next_cleanup:
             self.cleanup()
-        if data:
-            expires = now + self.max_age
-            self._sessions[session_id] = (expires, copy.deepcopy(data))
+        lifetime = self.max_age if timeout is None else timeout
+        if data and lifetime > 0:
+            self._sessions[session_id] = (now + lifetime, copy.deepcopy(data))
         else:
             self._sessions.pop(session_id, None)
 
     def __len__(self) -> int:
         """The number of sessions stored, expired ones included until next touched."""
         return len(self._sessions)
+
+
+@functools.cache
+def _save_wants_timeout(backend_type: type[SessionBackend]) -> bool:
+    """Whether the backend's ``save`` requires a third argument, the timeout,
+    as backends written for MicroPie 0.x do; found once per class."""
+    try:
+        parameters = list(inspect.signature(backend_type.save).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in parameters[1:] if p.kind in positional and p.default is p.empty]
+    return len(required) >= 3
 
 
 class SessionHandle:
@@ -111,7 +136,9 @@ class SessionHandle:
         if not session_id:
             return {}
         data = await self._backend.load(session_id)
-        if data is None:
+        # MicroPie 0.x's backends answer {} for an ID they do not know: an
+        # empty session is no session, or a client could choose its own ID.
+        if not data:
             return {}
         self.known_id = session_id
         self._snapshot = copy.deepcopy(data)
@@ -121,8 +148,15 @@ class SessionHandle:
         return session != self._snapshot
 
     async def save(self, session_id: str, session: dict[str, Any]) -> None:
-        await self._backend.save(session_id, session)
+        await self._backend_save(session_id, session)
         self._snapshot = copy.deepcopy(session)
+
+    async def _backend_save(self, session_id: str, session: dict[str, Any]) -> None:
+        backend = self._backend
+        if _save_wants_timeout(type(backend)):  # a 0.x backend: it gets its timeout
+            await backend.save(session_id, session, SESSION_TIMEOUT)  # type: ignore[call-arg]
+        else:
+            await backend.save(session_id, session)
 
     async def commit_http(
         self, session: dict[str, Any], *, secure: bool, renew: bool = False
@@ -134,7 +168,7 @@ class SessionHandle:
         session moves to a new ID and the old one stops working.
         """
         if renew and self.known_id is not None:
-            await self._backend.save(self.known_id, {})
+            await self._backend_save(self.known_id, {})
             self.known_id = None
             self._snapshot = {}
         if not self.changed(session):
@@ -169,7 +203,7 @@ class SessionHandle:
         removed = [key for key in self._snapshot if key not in session]
         if not changed and not removed:
             return False
-        current = await self._backend.load(session_id)
+        current = await self._backend.load(session_id) or None  # {}: none, as in load()
         if current is None:
             if not started_here:
                 return False

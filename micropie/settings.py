@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar, overload
 from micropie.background import BackgroundTasks
 from micropie.lifespan import LifespanHandler
 from micropie.middleware import MiddlewareList
+from micropie.mounting import Mounts
 from micropie.sessions import SessionBackend
 from micropie.templates import TemplateRenderer
 
@@ -28,6 +29,8 @@ class AppSettings:
     shutdown_handlers: list[LifespanHandler]
     background_tasks: BackgroundTasks
     middlewares: MiddlewareList
+    ws_middlewares: MiddlewareList
+    mounts: Mounts
     max_body_size: int
     allowed_origins: frozenset[str]
     templates: TemplateRenderer

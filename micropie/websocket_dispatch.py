@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from contextvars import Token
 from typing import Any
 
 from micropie._asgi import Receive, Scope, Send
 from micropie.cookies import session_cookie
-from micropie.middleware import WebSocketMiddleware
+from micropie.middleware import WebSocketMiddleware, refusal_of
+from micropie.mounting import legacy_subapp_scope, route_path
 from micropie.origins import origin_allowed
-from micropie.request import WebSocketRequest, current_request
-from micropie.routing import BindError, RouteTable, split_path
+from micropie.request import Request, WebSocketRequest, current_request
+from micropie.routing import BindError, Route, RouteTable, split_path
 from micropie.sessions import SessionHandle
 from micropie.settings import AppSettings
 from micropie.websocket import ConnectionClosed, WebSocket, _Handshake
@@ -34,8 +36,10 @@ async def serve_websocket(
     app: Any, routes: RouteTable, settings: AppSettings, scope: Scope, receive: Receive, send: Send
 ) -> None:
     """Run the ``ws_`` handler of *app* that the path of *scope* names."""
-    name, segments = split_path(scope["path"])
+    name, segments = split_path(route_path(scope) if scope.get("root_path") else scope["path"])
     route = routes.websocket.get(name)
+    # Both lists, every handshake: a tuple of each, kept up to date by the lists.
+    middlewares = settings.middlewares.websocket + settings.ws_middlewares.websocket
     request = WebSocketRequest(scope, segments)
     session = SessionHandle(settings.session_backend)
 
@@ -50,7 +54,8 @@ async def serve_websocket(
     )
     # ASGI 2.4 servers fail a send to a departed client; older ones do not.
     websocket = WebSocket._for_handshake(receive, send, handshake, watch_sends=spec < (2, 4))
-    if route is None:
+    # With middlewares, an unknown path is theirs first, as in MicroPie 0.x.
+    if route is None and not middlewares:
         await _close_quietly(websocket)  # before accept(): the client sees HTTP 403
         return
     if not origin_allowed(request, settings.allowed_origins):
@@ -63,40 +68,57 @@ async def serve_websocket(
         return
     try:
         request.session = await session.load(request.cookies)
-        args, kwargs = route.bind(segments, request.query_params, {}, request.session)
-    except BindError as exc:
-        logger.info("WebSocket handshake for %s rejected: %s", request.path, exc)
-        await _close_quietly(websocket)
-        return
     except Exception:
         logger.exception("loading the session for %s failed", request.path)
         await _close_quietly(websocket)
         return
-    middlewares = settings.middlewares.websocket
     failed = False
     cancelled: asyncio.CancelledError | None = None
-    token = current_request.set(request)
+    token: Token[Request | WebSocketRequest] | None = current_request.set(request)
     try:
         if await _admit(websocket, request, middlewares):
-            await route.function(app, websocket, *args, **kwargs)
+            subapp = request._subapp  # set by a 0.x middleware, rarely
+            if subapp is not None:
+                handed, token = token, None
+                if handed is not None:
+                    current_request.reset(handed)
+                await subapp(legacy_subapp_scope(scope, request), receive, send)
+                return
+            if request._ws_route_handler is not None:
+                route = routes.chosen(request._ws_route_handler, websocket=True)
+            if route is None:
+                await _close_quietly(websocket)  # the handshake is refused: HTTP 403
+            else:
+                await _run(app, route, websocket, request)
     except ConnectionClosed:
         pass  # the client left; the handler had nothing more to do
     except Exception:
         failed = True
-        logger.exception("WebSocket handler %s failed", route.name)
+        logger.exception("WebSocket handler %s failed", route.name if route else request.path)
         await _close_quietly(websocket, _INTERNAL_ERROR, _HANDLER_ERROR_REASON)
     except asyncio.CancelledError as exc:
         # The server gave up on the handler (a shutdown past its graceful
         # timeout): its session and after-hooks still count, then it stops.
         cancelled = exc
     finally:
-        current_request.reset(token)
+        if token is not None:
+            current_request.reset(token)
     if cancelled is not None:
         # No close: the server is tearing the connection down, and a send
         # may block as the cancelled one did.
         await _finish(request, session, websocket, middlewares, close=False)
         raise cancelled
     await _finish(request, session, websocket, middlewares, failed=failed)
+
+
+async def _run(app: Any, route: Route, websocket: WebSocket, request: WebSocketRequest) -> None:
+    try:
+        args, kwargs = route.bind(request.path_params, request.query_params, {}, request.session)
+    except BindError as exc:
+        logger.info("WebSocket handshake for %s rejected: %s", request.path, exc)
+        await _close_quietly(websocket)
+        return
+    await route.function(app, websocket, *args, **kwargs)
 
 
 async def _admit(
@@ -106,7 +128,7 @@ async def _admit(
     for middleware in middlewares:
         refusal = await middleware.before_websocket(request)
         if refusal is not None:
-            code, reason = refusal
+            code, reason = refusal_of(refusal)
             await websocket.accept()
             await websocket.close(code, reason)
             return False

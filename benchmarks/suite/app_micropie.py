@@ -1,14 +1,7 @@
-"""The benchmark application written with MicroPie: this repository's, or the PyPI release.
-
-The release on PyPI is another project under the same name (a single module,
-run from its own venv, benchmarks/.venvs/pypi-micropie). Both take a method
-``ws_<name>`` as the WebSocket route ``/<name>``, and both end a handler's
-connection quietly when the client leaves (``receive_*()`` raises). They differ
-in one place: here ``accept(session_id=...)`` sets the session cookie; there
-the App gives every visitor a session ID and ``accept()`` sends it.
+"""The benchmark application written with MicroPie: this repository's, or the PyPI release
+(another project of that name, in benchmarks/.venvs/pypi-micropie). Here the handler gives
+``accept()`` a new session ID for the cookie; there the App gives one to every visitor.
 """
-
-from __future__ import annotations
 
 from typing import Any
 

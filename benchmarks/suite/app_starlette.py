@@ -1,10 +1,7 @@
 """The benchmark application written with Starlette: WebSocketRoute and Route."""
 
-from __future__ import annotations
-
+import contextlib
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,20 +10,18 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 
-def echo(kind: str) -> Callable[[WebSocket], Awaitable[None]]:
-    """The echo of ``text`` or ``bytes`` messages."""
+async def echo_text(ws: WebSocket) -> None:
+    await ws.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await ws.send_text(await ws.receive_text())
 
-    async def handler(ws: WebSocket) -> None:
-        await ws.accept()
-        receive: Any = getattr(ws, f"receive_{kind}")
-        send: Any = getattr(ws, f"send_{kind}")
-        try:
-            while True:
-                await send(await receive())
-        except WebSocketDisconnect:
-            pass
 
-    return handler
+async def echo_bytes(ws: WebSocket) -> None:
+    await ws.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await ws.send_bytes(await ws.receive_bytes())
 
 
 async def session(ws: WebSocket) -> None:
@@ -42,8 +37,8 @@ async def hello(request: Request) -> JSONResponse:
 
 app = Starlette(
     routes=[
-        WebSocketRoute("/text", echo("text")),
-        WebSocketRoute("/bytes", echo("bytes")),
+        WebSocketRoute("/text", echo_text),
+        WebSocketRoute("/bytes", echo_bytes),
         WebSocketRoute("/session", session),
         Route("/json", hello),
     ]

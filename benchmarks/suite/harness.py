@@ -1,26 +1,27 @@
 """The in-process harness: drives one application with no server and no sockets.
 
-``python -m benchmarks`` runs it once per framework, workload and round, with that
-framework's Python, in this directory: ``python harness.py '{"module": "app_raw",
-"workloads": {"ws_text": 1000}}'``. It prints one line of JSON: the seconds of each
-timed run, and the versions. :class:`Connection` plays the server from a script built
-before the clock starts; every answer is checked after the run, and a wrong one fails it.
+``python harness.py '{"module": "app_raw", "workloads": {"ws_text": 1000}}'``, with a
+framework's Python, in this directory, prints one line of JSON: the seconds of each timed
+run, and the versions. :class:`Connection` plays the server from a script built before the
+clock starts; every answer is checked after the run, and a wrong one fails it.
 """
 
-from __future__ import annotations
-
 import asyncio
+import cProfile
+import functools
 import gc
 import importlib
 import importlib.metadata
+import io
 import json
 import platform
+import pstats
 import sys
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, NamedTuple
+from typing import Any
 
 Message = dict[str, Any]
 ASGIApp = Callable[..., Coroutine[Any, Any, None]]
@@ -42,7 +43,6 @@ _HTTP_HEADERS = [
 ]  # fmt: skip
 _CONNECT: Message = {"type": "websocket.connect"}
 _WS_GONE: Message = {"type": "websocket.disconnect", "code": 1000, "reason": ""}
-_REQUEST: Message = {"type": "http.request", "body": b"", "more_body": False}
 _HTTP_GONE: Message = {"type": "http.disconnect"}
 
 
@@ -60,37 +60,25 @@ def scope(kind: str, path: str) -> dict[str, Any]:
 
 
 class Connection:
-    """The server's side of a connection: the scripted messages, then *final* for ever."""
+    """The server's side of a connection: the scripted messages, then *final* for ever.
+    Unless it *keeps* all it is sent, it counts the echoes and keeps the last, as a server
+    forgets what it wrote: 100,000 kept alive would grow the collector's work with the run."""
 
-    __slots__ = ("_final", "_inbound", "sent")
+    __slots__ = ("_final", "_inbound", "echoes", "last_echo", "send", "sent")
 
-    def __init__(self, inbound: list[Message], final: Message) -> None:
-        self._inbound = deque(inbound)
-        self._final = final
+    def __init__(self, inbound: list[Message], final: Message, keep: bool = True) -> None:
+        self._inbound, self._final, self.echoes = deque(inbound), final, 0
         self.sent: list[Message] = []
+        self.last_echo: Message = {}
+        self.send = self._keep if keep else self._count
 
     async def receive(self) -> Message:
         return self._inbound.popleft() if self._inbound else self._final
 
-    async def send(self, message: Message) -> None:
+    async def _keep(self, message: Message) -> None:
         self.sent.append(message)
 
-    def messages(self) -> list[Message]:
-        return self.sent
-
-
-class EchoCounter(Connection):
-    """Counts the echoes and keeps only the last, as a server forgets what it wrote:
-    keeping 100,000 alive would grow the garbage collector's work with the run."""
-
-    __slots__ = ("echoes", "last_echo")
-
-    def __init__(self, inbound: list[Message], final: Message) -> None:
-        super().__init__(inbound, final)
-        self.echoes = 0
-        self.last_echo: Message = {}
-
-    async def send(self, message: Message) -> None:
+    async def _count(self, message: Message) -> None:
         if message["type"] == "websocket.send":
             self.echoes += 1
             self.last_echo = message
@@ -98,6 +86,7 @@ class EchoCounter(Connection):
             self.sent.append(message)
 
     def messages(self) -> list[Message]:
+        """What the application sent, in order (the last echo standing for the others)."""
         return [*self.sent[:1], *[self.last_echo] * self.echoes, *self.sent[1:]]
 
 
@@ -114,34 +103,24 @@ def _header(message: Message, name: bytes) -> bytes:
     return next((bytes(v) for k, v in message.get("headers") or () if k.lower() == name), b"")
 
 
-class Trial(NamedTuple):
-    """One timed run: *run* is what the clock measures (wall, CPU seconds); *check* follows."""
-
-    run: Callable[[], Coroutine[Any, Any, tuple[float, float]]]
-    check: Callable[[], None]
-
-
 #: A workload's script for a size: the scope's type and path, each connection's
 #: inbound messages, and the check of what every connection was sent.
 Script = tuple[str, str, list[list[Message]], Callable[[list[list[Message]]], None]]
+#: What the clock measures (returning the wall and CPU seconds), and the check after it.
+Trial = tuple[Callable[[], Coroutine[Any, Any, tuple[float, float]]], Callable[[], None]]
 
 
-def echo(key: str, payload: str | bytes) -> Callable[[int], Script]:
-    def script(size: int) -> Script:
-        def check(sents: list[list[Message]]) -> None:
-            (sent,) = sents
-            _expect(sent[:1] != [] and sent[0]["type"] == "websocket.accept", f"sent {sent[:1]}")
-            replies = [m for m in sent if m["type"] == "websocket.send"]
-            wrong = [m for m in replies if m.get(key) != payload]
-            _expect(not wrong, f"{len(wrong)} echoes differ from the {key} sent: {wrong[:1]!r}")
-            _expect(len(replies) == size, f"{len(replies)} echoes for {size} messages")
-            others = [m["type"] for m in sent[1:] if m["type"] != "websocket.send"]
-            _expect(others in ([], ["websocket.close"]), f"unexpected after accept: {others}")
+def echo(key: str, payload: str | bytes, size: int) -> Script:
+    def check(sents: list[list[Message]]) -> None:
+        (sent,) = sents
+        kinds = [m["type"] for m in sent]
+        echoed = ["websocket.accept", *["websocket.send"] * size]
+        _expect(kinds in (echoed, [*echoed, "websocket.close"]), f"not {size} echoes: {kinds}")
+        wrong = [m for m in sent[1 : size + 1] if m.get(key) != payload]
+        _expect(not wrong, f"{len(wrong)} echoes differ from the {key} sent: {wrong[:1]!r}")
 
-        inbound = [_CONNECT, *({"type": "websocket.receive", key: payload} for _ in range(size))]
-        return "websocket", f"/{key}", [inbound], check
-
-    return script
+    inbound = [_CONNECT, *({"type": "websocket.receive", key: payload} for _ in range(size))]
+    return "websocket", f"/{key}", [inbound], check
 
 
 def handshake(size: int) -> Script:
@@ -164,23 +143,23 @@ def handshake(size: int) -> Script:
 def http_json(size: int) -> Script:
     def check(sents: list[list[Message]]) -> None:
         for sent in sents:
-            start = sent[0] if sent else {}
-            _expect(start.get("type") == "http.response.start", f"a response began {start!r:.200}")
-            _expect(start["status"] == 200, f"status {start['status']}")
-            content_type = _header(start, b"content-type")
-            _expect(content_type.startswith(b"application/json"), f"content-type {content_type!r}")
-            kinds = [m["type"] for m in sent[1:]]
-            _expect(set(kinds) == {"http.response.body"}, f"unexpected messages: {kinds}")
+            kinds = [m["type"] for m in sent]
+            expected = ["http.response.start", *["http.response.body"] * max(1, len(sent) - 1)]
+            _expect(kinds == expected, f"a response sent {kinds}")
+            status, content_type = sent[0]["status"], _header(sent[0], b"content-type")
+            ok = status == 200 and content_type.startswith(b"application/json")
+            _expect(ok, f"status {status}, content-type {content_type!r}")
             _expect(not sent[-1].get("more_body", False), "the body never ended")
             body = b"".join(m.get("body", b"") for m in sent[1:])
             _expect(json.loads(body) == EXPECTED_JSON, f"body {body!r:.200}")
 
-    return "http", "/json", [[_REQUEST]] * size, check
+    request = {"type": "http.request", "body": b"", "more_body": False}
+    return "http", "/json", [[request]] * size, check
 
 
 WORKLOADS: dict[str, Callable[[int], Script]] = {
-    "ws_text": echo("text", TEXT_PAYLOAD),
-    "ws_binary": echo("bytes", BINARY_PAYLOAD),
+    "ws_text": functools.partial(echo, "text", TEXT_PAYLOAD),
+    "ws_binary": functools.partial(echo, "bytes", BINARY_PAYLOAD),
     "ws_handshake": handshake,
     "http_json": http_json,
 }
@@ -190,9 +169,8 @@ def trial(app: ASGIApp, workload: str, size: int, check_all: bool = True) -> Tri
     """*size* operations of *workload* for *app*. Without *check_all*, one long connection
     (an echo) counts its echoes and checks the last; with it, every message is kept."""
     kind, path, inbound, check = WORKLOADS[workload](size)
-    final = _WS_GONE if kind == "websocket" else _HTTP_GONE
-    kept = Connection if check_all or len(inbound) > 1 else EchoCounter
-    connections = [kept(messages, final) for messages in inbound]
+    final, keep = _WS_GONE if kind == "websocket" else _HTTP_GONE, check_all or len(inbound) > 1
+    connections = [Connection(messages, final, keep) for messages in inbound]
     scopes = [scope(kind, path) for _ in connections]
 
     async def run() -> tuple[float, float]:
@@ -201,19 +179,7 @@ def trial(app: ASGIApp, workload: str, size: int, check_all: bool = True) -> Tri
             await app(each, connection.receive, connection.send)
         return time.perf_counter() - wall, time.process_time() - cpu
 
-    return Trial(run, lambda: check([c.messages() for c in connections]))
-
-
-def _profile(loop: asyncio.AbstractEventLoop, profiled: Trial) -> str:
-    import cProfile
-    import io
-    import pstats
-
-    profile = cProfile.Profile()
-    profile.runcall(loop.run_until_complete, profiled.run())
-    out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(30)
-    return out.getvalue()
+    return run, lambda: check([c.messages() for c in connections])
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -221,58 +187,46 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     app: ASGIApp = importlib.import_module(spec["module"]).app
     versions = {"python": platform.python_version()}
     for name in ("micropie", "starlette"):
-        if name in sys.modules:
-            version = getattr(sys.modules[name], "__version__", None)
+        if module := sys.modules.get(name):
+            version = getattr(module, "__version__", None)
             versions[name] = str(version or importlib.metadata.version(name))
     micropie = getattr(sys.modules.get("micropie"), "__file__", None)
     result: dict[str, Any] = {"versions": versions, "micropie_file": micropie, "results": {}}
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    try:
-        for name, size in spec["workloads"].items():
-            if spec.get("warmup", True):  # a tenth of the size, every echo checked
-                warmup = trial(app, name, max(1, size // 10))
-                loop.run_until_complete(warmup.run())
-                warmup.check()
-            if spec.get("profile"):
-                profiled = trial(app, name, size, False)
-                result["results"][name] = {"profile": _profile(loop, profiled)}
-                profiled.check()
-                continue
-            timings = []
-            for _ in range(spec.get("repeats", 1)):
-                timed = trial(app, name, size, spec.get("check_all", False))
-                # What the trial built is frozen out of the collector's sight: the
-                # collections that happen are those the application's garbage causes.
-                gc.collect()
-                gc.freeze()
-                try:
-                    timings.append(loop.run_until_complete(timed.run()))
-                finally:
-                    gc.unfreeze()
-                timed.check()
-                del timed
-            wall, cpu = ([timing[i] for timing in timings] for i in (0, 1))
+    for name, size in spec["workloads"].items():
+        if spec.get("warmup", True):  # a tenth of the size, every echo checked
+            timed, check = trial(app, name, max(1, size // 10))
+            loop.run_until_complete(timed())
+            check()
+        timed, check = trial(app, name, size, spec.get("check_all", False))
+        if spec.get("profile"):
+            profile, out = cProfile.Profile(), io.StringIO()
+            profile.runcall(loop.run_until_complete, timed())
+            pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(30)
+            result["results"][name] = {"profile": out.getvalue()}
+        else:
+            # What the trial built is frozen out of the collector's sight: the
+            # collections that happen are those the application's garbage causes.
+            gc.collect()
+            gc.freeze()
+            wall, cpu = loop.run_until_complete(timed())
+            gc.unfreeze()
             result["results"][name] = {"size": size, "wall_seconds": wall, "cpu_seconds": cpu}
-    finally:
-        loop.close()
+        check()
+        del timed, check
     return result
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        sys.stderr.write(__doc__ or "")
-        return 2
-    try:
-        result = run(json.loads(argv[1]))
-    except BenchmarkError as exc:
-        result = {"error": f"check failed: {exc}"}
-    except Exception as exc:
-        traceback.print_exc()
-        result = {"error": f"{type(exc).__name__}: {exc}"}
-    print(json.dumps(result))
-    return 1 if "error" in result else 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv))
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
+    try:
+        output = run(json.loads(sys.argv[1]))
+    except BenchmarkError as exc:
+        output = {"error": f"check failed: {exc}"}
+    except Exception as exc:  # the traceback to stderr, which the caller shows
+        traceback.print_exc()
+        output = {"error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(output))
+    raise SystemExit(1 if "error" in output else 0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.frameworks import PYPI_PYTHON, PYPI_VENV, REPO_ROOT, Framework, get_framework
+from benchmarks.run import PYPI_PYTHON, PYPI_VENV, REPO_ROOT, Framework, get_framework
 
 
 def framework(name: str) -> Framework:

@@ -24,19 +24,23 @@ from typing import Any
 
 import pytest
 
-from benchmarks.frameworks import (
+from benchmarks import report
+from benchmarks.run import (
     FRAMEWORKS,
     HARNESS,
+    IN_PROCESS,
     PYPI_VENV,
     BenchmarkFailed,
     get_framework,
+    main,
+    parse_args,
     run_harness,
 )
-from benchmarks.run import IN_PROCESS, main, parse_args
 from tests.helpers.bench import COPY_VERSION, framework, micropie_copy
 from tests.helpers.support import REPO_ROOT
 
 TINY = 3
+PUBLISHED = REPO_ROOT / "docs" / "source" / "_static" / "benchmarks"
 
 
 @pytest.mark.parametrize("name", list(FRAMEWORKS))
@@ -44,7 +48,6 @@ def test_every_in_process_workload_runs_and_is_checked(name: str) -> None:
     tried = framework(name)
     spec = {
         "workloads": dict.fromkeys(IN_PROCESS, TINY),
-        "repeats": 1,
         "warmup": False,
         "check_all": True,  # every echo compared, not only the last
     }
@@ -52,8 +55,14 @@ def test_every_in_process_workload_runs_and_is_checked(name: str) -> None:
     assert set(outcome["results"]) == set(IN_PROCESS)
     for timed in outcome["results"].values():
         assert timed["size"] == TINY
-        assert len(timed["cpu_seconds"]) == len(timed["wall_seconds"]) == 1
-        assert timed["wall_seconds"][0] > 0
+        assert timed["wall_seconds"] > 0 and timed["cpu_seconds"] > 0
+
+
+def test_the_profile_says_where_the_time_went() -> None:
+    spec = {"workloads": {"ws_text": TINY}, "profile": True}
+    outcome = run_harness(framework("micropie"), spec)
+    profile = outcome["results"]["ws_text"]["profile"]
+    assert "function calls" in profile and "receive_text" in profile
 
 
 def test_the_pypi_release_is_the_one_that_runs() -> None:
@@ -85,17 +94,20 @@ def test_micropie_source_must_hold_a_micropie_package(
     with pytest.raises(SystemExit) as exited:
         parse_args(["--micropie-source", str(tmp_path)])
     assert exited.value.code == 2
-    assert f"{tmp_path} holds no micropie/ package" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"argument --micropie-source: {tmp_path} holds no micropie/ package" in error
 
 
 @pytest.mark.parametrize(
     ("arguments", "problem"),
     [
-        (["--rounds", "0"], "argument --rounds: '0' is not a whole number above 0"),
-        (["--scale", "-5"], "argument --scale: '-5' is not a number above 0"),
-        (["--scale", "x"], "argument --scale: 'x' is not a number above 0"),
-        (["--frameworks", "raw,flask"], "unknown framework flask; choose from raw, micropie"),
-        (["--workloads", ","], "no workload given; choose from ws_text"),
+        (["--rounds", "0"], "argument --rounds: 0 is not a number above 0"),
+        (["--clients", "2.5"], "argument --clients: invalid int value: '2.5'"),
+        (["--scale", "-5"], "argument --scale: -5.0 is not a number above 0"),
+        (["--scale", "nan"], "argument --scale: nan is not a number above 0"),
+        (["--scale", "x"], "argument --scale: invalid float value: 'x'"),
+        (["--frameworks", "raw,flask"], "--frameworks: unknown flask; choose from raw, micropie"),
+        (["--workloads", ","], "argument --workloads: none given; choose from ws_text"),
     ],
 )
 def test_bad_options_are_refused_with_the_reason(
@@ -105,6 +117,46 @@ def test_bad_options_are_refused_with_the_reason(
         parse_args(arguments)
     assert exited.value.code == 2
     assert problem in capsys.readouterr().err
+
+
+def test_the_published_results_are_written_again_byte_for_byte(tmp_path: Path) -> None:
+    """--render-from runs nothing and writes what the published run wrote: the page's table
+    and its data as they are (the chart: see below)."""
+    args = ["--render-from", str(PUBLISHED / "results.json"), "--output-dir", str(tmp_path)]
+    assert main(args) == 0
+    for name in ("results.json", "results.inc"):
+        assert (tmp_path / name).read_bytes() == (PUBLISHED / name).read_bytes(), name
+    results = report.Results.load(PUBLISHED / "results.json")
+    assert (tmp_path / "results.md").read_text(encoding="utf-8") == report.markdown(results)
+
+
+def test_the_published_chart_is_drawn_again_byte_for_byte(tmp_path: Path) -> None:
+    """Where the matplotlib that drew the published chart is installed (its PNG says which)."""
+    published = (PUBLISHED / "results.png").read_bytes()
+    drawn_by = re.search(rb"Software\x00Matplotlib version([^,]+),", published)
+    assert drawn_by is not None
+    matplotlib = pytest.importorskip("matplotlib")
+    if matplotlib.__version__ != drawn_by[1].decode():
+        pytest.skip(f"the chart was drawn by matplotlib {drawn_by[1].decode()}, not this one")
+    report.chart(report.Results.load(PUBLISHED / "results.json"), tmp_path / "results.png")
+    assert (tmp_path / "results.png").read_bytes() == published
+
+
+def test_without_matplotlib_the_tables_are_written_and_the_chart_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_matplotlib(results: report.Results, path: Path) -> None:
+        raise ModuleNotFoundError("No module named 'matplotlib'")
+
+    monkeypatch.setattr(report, "chart", no_matplotlib)
+    args = ["--render-from", str(PUBLISHED / "results.json"), "--output-dir", str(tmp_path)]
+    assert main(args) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "results.inc",
+        "results.json",
+        "results.md",
+    ]
+    assert "no chart: No module named 'matplotlib'" in capsys.readouterr().out
 
 
 def test_an_unreadable_results_file_is_refused(
@@ -181,7 +233,7 @@ async def _html(scope: dict[str, Any], receive: Any, send: Any) -> None:
 )
 def test_a_wrong_answer_fails_the_benchmark(workload: str, app: Any, check_all: bool) -> None:
     harness = _harness()
-    trial = harness.trial(app, workload, TINY, check_all)
-    asyncio.run(trial.run())
+    timed, check = harness.trial(app, workload, TINY, check_all)
+    asyncio.run(timed())
     with pytest.raises(harness.BenchmarkError):
-        trial.check()
+        check()

@@ -347,7 +347,11 @@ def test_keyword_only_parameters_bind_from_query(make_client: Callable[..., Test
 def test_keyword_only_parameters_never_take_path_segments(
     make_client: Callable[..., TestClient],
 ) -> None:
-    assert make_client(BindApp()).get("/search/pie?term=pie").status_code == 404
+    # The segment is left out (as 0.x did); the keyword-only one comes by name.
+    response = make_client(BindApp()).get("/search/pie?page=3")
+    assert response.status_code == 400
+    assert "term" in response.text
+    assert make_client(BindApp()).get("/search/cake?term=pie").json() == ["pie", "1"]
 
 
 @pytest.mark.parametrize(
@@ -365,10 +369,12 @@ def test_missing_required_parameter_is_400_naming_it(
     assert_no_exception_text(response)
 
 
-def test_too_many_path_segments_is_404(make_client: Callable[..., TestClient]) -> None:
+def test_path_segments_beyond_the_parameters_are_left_out_as_in_0x(
+    make_client: Callable[..., TestClient],
+) -> None:
     client = make_client(BindApp())
     assert client.get("/one/a").text == "a"
-    assert client.get("/one/a/b").status_code == 404
+    assert client.get("/one/a/b/c").text == "a"
 
 
 # Request bodies
@@ -808,8 +814,6 @@ class ResponseApp(App):
     def unsupported(self) -> Any:
         return object()
 
-    def number(self) -> Any:
-        return 42
 
     def bad_tuple(self) -> Any:
         return (200, "a", {}, "extra")
@@ -944,12 +948,12 @@ def test_redirect_with_invalid_status_is_500_and_logged(
     assert micropie_records(caplog)
 
 
-def test_redirect_location_with_crlf_is_500_and_not_sent(
+def test_redirect_location_with_crlf_is_percent_encoded_never_a_header(
     make_client: Callable[..., TestClient],
 ) -> None:
     response = make_client(ResponseApp()).get("/redirect_injection")
-    assert response.status_code == 500
-    assert "location" not in response.headers
+    assert response.status_code == 302
+    assert response.headers["location"] == "/x%0D%0ASet-Cookie:%20evil=1"
     assert "set-cookie" not in response.headers
 
 
@@ -966,7 +970,7 @@ def test_head_has_same_status_and_headers_as_get_and_no_body(
     assert head.content == b""
 
 
-@pytest.mark.parametrize("path", ["/no_such_route", "/boom", "/created/extra/segments"])
+@pytest.mark.parametrize("path", ["/no_such_route", "/boom", "/_private"])
 def test_head_error_responses_have_no_body(
     make_client: Callable[..., TestClient], path: str
 ) -> None:
@@ -1017,7 +1021,7 @@ def test_header_with_cr_or_lf_is_500_and_not_sent(
     assert micropie_records(caplog)
 
 
-@pytest.mark.parametrize("path", ["/unsupported", "/number", "/bad_tuple", "/bad_status"])
+@pytest.mark.parametrize("path", ["/unsupported", "/bad_tuple", "/bad_status"])
 def test_unsupported_return_value_is_500_and_logged(
     make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture, path: str
 ) -> None:

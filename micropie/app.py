@@ -164,9 +164,11 @@ class App:
         over HTTP and WebSocket.
 
         It gets the request as the ASGI specification says: ``root_path``
-        grows by *path*, and ``path`` stays whole. Its lifespan events are not
-        sent: start what it needs in :attr:`startup_handlers`. *path* starts
-        with ``/``; the longest mounted prefix that matches wins.
+        grows by *path*, and ``path`` stays whole. It answers for itself: this
+        App's middlewares, sessions and Origin check do not apply to it, and
+        its lifespan events are not sent (start what it needs in
+        :attr:`startup_handlers`). *path* starts with ``/``; the longest
+        mounted prefix that matches wins.
         """
         settings = AppSettings.for_app(self)
         settings.mounts = add_mount(settings.mounts, path, app)
@@ -193,17 +195,17 @@ class App:
     def _redirect(
         self,
         location: str,
-        status: int | Iterable[tuple[str, str]] = 302,
+        status: int | Iterable[tuple[str, str]] | None = 302,
         headers: Iterable[tuple[str, str]] = (),
         *,
-        extra_headers: Iterable[tuple[str, str]] = (),
+        extra_headers: Iterable[tuple[str, str]] | None = (),
     ) -> tuple[int, str, list[tuple[str, str]]]:
         """Return this from a handler to redirect the client to *location*
         (percent-encoded where it is not ASCII), with *status* and *headers*.
 
         Apps written for MicroPie 0.x pass a list of headers second, or as
         *extra_headers*: both mean status 302 with those headers."""
-        return redirect(location, status, [*headers, *extra_headers])
+        return redirect(location, status, [*headers, *(extra_headers or ())])
 
     async def _render_template(self, name: str, /, **context: Any) -> str:
         """Render the Jinja2 template *name* from the templates directory, autoescaped."""

@@ -36,12 +36,15 @@ async def serve_http(
     route = routes.http.get(name)
     middlewares = settings.middlewares.http
     if route is None:
-        route, segments = routes.fallback(name, segments)
+        route = routes.attached(app, name, websocket=False)
         # With middlewares, an unknown path is theirs first: one may route it
-        # (request._route_handler) or hand it on (request._subapp), as in 0.x.
+        # (request._route_handler) or hand it on (request._subapp), as in 0.x;
+        # index() gets it only if none does.
         if route is None and not middlewares:
-            await error_response(404).send(send, head=head)
-            return
+            route, segments = routes.fallback(name, segments)
+            if route is None:
+                await error_response(404).send(send, head=head)
+                return
     request = Request(scope, segments, receive=receive, max_body_size=settings.max_body_size)
     try:
         await request._parse_body()
@@ -63,7 +66,7 @@ async def serve_http(
         return
     token = current_request.set(request)
     try:
-        response = await _respond(app, routes, route, request, session, middlewares)
+        response = await _respond(app, routes, name, route, request, session, middlewares)
     finally:
         current_request.reset(token)
         if request.files:
@@ -71,10 +74,7 @@ async def serve_http(
     if response is None:
         return
     if isinstance(response, _HandOff):
-        # A multipart body was parsed as it came, and is not kept to give again.
-        multipart = request.files or request.content_type == "multipart/form-data"
-        body = b"" if multipart else await request.body()
-        await response.app(response.scope, replaying(body, receive), send)
+        await response.app(response.scope, replaying(await request.body(), receive), send)
         return
     watch: Receive | None = receive
     if response.stream is not None and not head:
@@ -103,6 +103,7 @@ class _HandOff:
 async def _respond(
     app: Any,
     routes: RouteTable,
+    name: str,
     route: Route | None,
     request: Request,
     session: SessionHandle,
@@ -115,18 +116,22 @@ async def _respond(
             if result is not None:
                 break
         else:
-            subapp = request._subapp  # set by a 0.x middleware, rarely
-            if subapp is not None:
-                await request._read_whole_body()  # to be given again, whole
-                return _HandOff(subapp, legacy_subapp_scope(request.scope, request))
+            if request._subapp is not None:  # set by a 0.x middleware, rarely
+                return await _hand_off(request)
             if request._route_handler is not None:
-                route = routes.chosen(request._route_handler, websocket=False)
+                route = _chosen(routes, request)
+            elif route is None:
+                route, request.path_params = routes.fallback(name, request.path_params)
             result = (
                 error_response(404) if route is None else await _call_handler(app, route, request)
             )
         response = result if isinstance(result, Response) else to_response(result)
-        for middleware in reversed(middlewares):
-            response = await _after_request(middleware, request, response)
+        if middlewares:
+            body = _as_text(response)
+            for middleware in reversed(middlewares):
+                answered = await _after_request(middleware, request, response, body)
+                if answered is not response:
+                    response, body = answered, _as_text(answered)
         cookie = await session.commit_http(
             request.session, secure=request.is_secure, renew=request._renew_session
         )
@@ -142,9 +147,37 @@ async def _respond(
     return response
 
 
+def _chosen(routes: RouteTable, request: Request) -> Route | None:
+    """The handler a 0.x middleware chose by name; 404 and a warning if it names none."""
+    route = routes.chosen(request._route_handler or "", websocket=False)
+    if route is None:
+        logger.warning(
+            "a middleware set request._route_handler to %r for %s, which names no HTTP "
+            "handler: answered with 404",
+            request._route_handler,
+            request.path,
+        )
+    return route
+
+
+async def _hand_off(request: Request) -> _HandOff | Response:
+    """The request for the application a 0.x middleware chose (``request._subapp``)."""
+    if request.files or request.content_type == "multipart/form-data":
+        # Parsed as it came, for the middlewares: it is not kept to give again.
+        logger.error(
+            "a middleware handed the multipart request %s to request._subapp, but its "
+            "body was parsed already; serve that application with App.mount instead",
+            request.path,
+        )
+        return error_response(501, "multipart bodies cannot be handed on here")
+    await request._read_whole_body()  # to be given again, whole
+    return _HandOff(request._subapp, legacy_subapp_scope(request.scope, request))
+
+
 async def _after_request(
-    middleware: HttpMiddleware, request: Request, response: Response
+    middleware: HttpMiddleware, request: Request, response: Response, body: str | bytes | None
 ) -> Response:
+    """*response* after the middleware's hook: itself, changed in place, or what it returned."""
     # Without the Content-Length a streamed file may carry: it is not the
     # middleware's to change, and is kept as it is.
     length = [(k, v) for k, v in response.headers if k == b"content-length"]
@@ -154,18 +187,24 @@ async def _after_request(
         if k != b"content-length"
     ]
     given = headers.copy()
-    body = _as_text(response)
-    replaced = await middleware.after_request(request, response.status, body, headers)
-    if replaced is not None:
-        if type(replaced) is dict and "body" not in replaced and response.stream is not None:
-            replaced = {**replaced, "body": response.stream}  # the stream goes on
-        else:
-            await close_stream(response)  # the stream is dropped: let it clean up now
-        return to_response(answer_of(replaced, response.status, body, headers))
-    if headers != given:
-        # Headers changed in place: the response, stream and all, stays.
-        response.headers = [*encode_headers(headers), *length]
-    return response
+    returned = await middleware.after_request(request, response.status, body, headers)
+    answer = answer_of(returned, response.status, body, headers)
+    if answer is None:
+        if headers != given:
+            # Headers changed in place: the response, stream and all, stays.
+            response.headers = [*encode_headers(headers), *length]
+        return response
+    if type(returned) is dict and "body" not in returned and response.stream is not None:
+        # A 0.x dict that leaves the body out keeps it: the stream goes on.
+        try:
+            kept = to_response((answer[0], response.stream, answer[2]))
+        except Exception:
+            await close_stream(response)
+            raise
+        kept.headers.extend(length)
+        return kept
+    await close_stream(response)  # the stream is dropped: let it clean up now
+    return to_response(answer)
 
 
 def _as_text(response: Response) -> str | bytes | None:

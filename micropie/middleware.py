@@ -77,22 +77,36 @@ _ANSWER_KEYS = frozenset(["status_code", "body", "headers"])
 
 
 def answer_of(result: Any, status: int = 200, body: Any = "", headers: Any = ()) -> Any:
-    """What a hook's *result* answers with: the result itself, or, for MicroPie
-    0.x's ``{"status_code": ..., "body": ..., "headers": [...]}``, that tuple,
-    with what the dict leaves out taken from *status*, *body* and *headers*."""
-    if type(result) is dict and result and result.keys() <= _ANSWER_KEYS:
-        return (
-            result.get("status_code", status),
-            result.get("body", body),
-            result.get("headers", headers),
-        )
+    """What a hook's *result* answers with: ``None`` to go on, the result
+    itself, or, for MicroPie 0.x's ``{"status_code": ..., "body": ...,
+    "headers": [...]}``, that tuple, with what the dict leaves out taken from
+    *status*, *body* and *headers*.
+
+    As in 0.x, an empty dict and ``False`` mean "go on". A dict is 0.x's
+    answer when its keys are among those three, or when it has an int
+    ``status_code`` (0.x ignored any other key); any other dict is JSON.
+    """
+    if type(result) is dict:
+        if not result:
+            return None
+        if result.keys() <= _ANSWER_KEYS or type(result.get("status_code")) is int:
+            return (
+                result.get("status_code", status),
+                result.get("body", body),
+                result.get("headers", headers),
+            )
+    elif result is False:
+        return None
     return result
 
 
-def refusal_of(result: Any) -> tuple[int, str]:
-    """The close code and reason of ``before_websocket``'s refusal: a pair, or
-    MicroPie 0.x's ``{"code": ..., "reason": ...}`` (1008 and a plain reason
-    where it leaves them out)."""
+def refusal_of(result: Any) -> tuple[int, str] | None:
+    """The close code and reason of ``before_websocket``'s refusal, or ``None``
+    to go on: a pair, or MicroPie 0.x's ``{"code": ..., "reason": ...}``
+    (1008 and a plain reason where it leaves them out; ``{}`` and ``False``
+    go on, as in 0.x)."""
+    if result is None or result is False or result == {}:
+        return None
     if isinstance(result, dict):
         return result.get("code", 1008), result.get("reason", "refused by a middleware")
     code, reason = result
@@ -119,8 +133,10 @@ class MiddlewareList(list[Middleware]):
 
     @classmethod
     def of(cls, middlewares: Iterable[Middleware]) -> MiddlewareList:
-        """*middlewares* itself if it is a MiddlewareList, else a new one holding them."""
-        return middlewares if isinstance(middlewares, MiddlewareList) else cls(middlewares)
+        """*middlewares* itself if it is an App.middlewares list, else a new one holding them."""
+        if isinstance(middlewares, MiddlewareList) and middlewares._owner == "App.middlewares":
+            return middlewares
+        return cls(middlewares)
 
     @classmethod
     def websocket_only(cls, middlewares: Iterable[WebSocketMiddleware]) -> MiddlewareList:

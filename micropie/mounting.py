@@ -13,7 +13,7 @@ def route_path(scope: Scope) -> str:
     """The path an App routes on: ``path`` without the ``root_path`` it was
     mounted at, since ASGI keeps the whole path in ``path``."""
     path: str = scope["path"]
-    root = scope.get("root_path")
+    root = (scope.get("root_path") or "").rstrip("/")
     if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
         return path[len(root) :]
     return path
@@ -54,7 +54,7 @@ def legacy_subapp_scope(scope: Scope, request: Any) -> Scope:
     mount = str(getattr(request, "_subapp_mount_path", "")).strip("/")
     root = scope.get("root_path", "") + (f"/{mount}" if mount else "")
     path = getattr(request, "_subapp_path", None)
-    return {**scope, "path": route_path(scope) if path is None else path, "root_path": root}
+    return {**scope, "path": scope["path"] if path is None else path, "root_path": root}
 
 
 def replaying(body: bytes, receive: Receive) -> Receive:

@@ -67,7 +67,7 @@ def error_response(status: int, detail: str | None = None) -> Response:
 
 def redirect(
     location: str,
-    status: int | Iterable[tuple[str, str]] = 302,
+    status: int | Iterable[tuple[str, str]] | None = 302,
     headers: Iterable[tuple[str, str]] = (),
 ) -> tuple[int, str, list[tuple[str, str]]]:
     """A handler return value that redirects to *location*.
@@ -76,9 +76,14 @@ def redirect(
     list of headers in place of *status* is taken as MicroPie 0.x's
     ``_redirect(location, extra_headers)``, with status 302.
     """
-    if not isinstance(status, int):
-        headers = [*status, *headers]
+    if status is None or isinstance(status, (list, tuple)):
+        headers = [*(status or ()), *headers]
         status = 302
+    elif type(status) is not int:
+        raise TypeError(
+            f"the redirect status must be an int such as 302, not {type(status).__name__} "
+            "(or, as in MicroPie 0.x, a list of (name, value) headers)"
+        )
     if status not in (301, 302, 303, 307, 308):
         raise ValueError(f"a redirect status is 301, 302, 303, 307 or 308, not {status!r}")
     return status, "", [("Location", quote(location, safe=_URL_CHARACTERS)), *headers]

@@ -6,6 +6,7 @@ a request costs a dictionary look-up, never a signature inspection.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -120,6 +121,7 @@ class RouteTable:
         self._cls = cls
         self._reserved = reserved
         self._chosen: dict[tuple[str, bool], Route] = {}
+        self._attached: dict[tuple[str, bool], tuple[Callable[..., Any], Route]] = {}
         for name in dir(cls):
             # The App's own attributes (request, startup_handlers, ...) are never
             # routes, even where a subclass overrides them.
@@ -142,11 +144,11 @@ class RouteTable:
         # takes segments, as in MicroPie 0.x.
         self._fallback = index if index is not None and index.takes_segments else None
 
-    def chosen(self, name: str, *, websocket: bool) -> Route:
+    def chosen(self, name: str, *, websocket: bool) -> Route | None:
         """The handler method named *name*, as a middleware written for MicroPie
         0.x chooses one (``request._route_handler``, ``_ws_route_handler``):
         private names too, since the middleware, not the path, chose it; never
-        one of App's own. A LookupError says when *name* names none."""
+        one of App's own, nor a ``ws_`` method for HTTP. ``None`` if there is none."""
         route = self._chosen.get((name, websocket))
         if route is not None:
             return route
@@ -155,17 +157,38 @@ class RouteTable:
             not inspect.isfunction(member)
             or name in self._reserved
             or name.startswith("__")
+            or (not websocket and name.startswith(WEBSOCKET_PREFIX))
             or member.__module__ == "micropie.app"  # App's machinery, not a handler
         ):
-            attribute = "_ws_route_handler" if websocket else "_route_handler"
-            raise LookupError(
-                f"a middleware set request.{attribute} to {name!r}, which names no "
-                f"{'WebSocket' if websocket else 'HTTP'} handler of {self._cls.__name__}"
-            )
+            return None
         if websocket and not inspect.iscoroutinefunction(member):
             raise TypeError(f"WebSocket handler {name!r} must be 'async def'")
         route = Route.from_function(name, member, skip=2 if websocket else 1)
         self._chosen[(name, websocket)] = route
+        return route
+
+    def attached(self, app: object, name: str, *, websocket: bool) -> Route | None:
+        """The handler for *name* attached to the instance *app* rather than
+        defined in its class (``app.index = handler``, as 0.x's tests do), or
+        ``None``. Only looked for where the class has no route."""
+        attribute = WEBSOCKET_PREFIX + name if websocket else name
+        if name.startswith("_") or attribute in self._reserved:
+            return None
+        if not websocket and name.startswith(WEBSOCKET_PREFIX):
+            return None
+        member = vars(app).get(attribute)
+        if member is None or not callable(member):
+            return None
+        cached = self._attached.get((attribute, websocket))
+        if cached is not None and cached[0] is member:
+            return cached[1]
+        if websocket and not inspect.iscoroutinefunction(member):
+            raise TypeError(f"WebSocket handler {attribute!r} must be 'async def'")
+        # Bound already (or a plain function): it takes no self, so the App
+        # that dispatch passes first is dropped.
+        route = Route.from_function(attribute, member, skip=1 if websocket else 0)
+        route = dataclasses.replace(route, function=_without_app(member))
+        self._attached[(attribute, websocket)] = (member, route)
         return route
 
     def fallback(self, name: str, segments: list[str]) -> tuple[Route | None, list[str]]:
@@ -176,6 +199,13 @@ class RouteTable:
         if name.startswith(("_", WEBSOCKET_PREFIX)) or name in self._names:
             return None, segments  # private, a WebSocket's, or the App's own: never index's
         return self._fallback, [name, *segments]
+
+
+def _without_app(function: Callable[..., Any]) -> Callable[..., Any]:
+    def call(app: object, *args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    return call
 
 
 def split_path(path: str) -> tuple[str, list[str]]:

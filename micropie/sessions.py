@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import abc
 import copy
-import functools
 import inspect
 import secrets
 import time
+import weakref
 from typing import Any
 
 from micropie.cookies import SESSION_COOKIE, expired_session_cookie, session_cookie
@@ -106,17 +106,24 @@ class InMemorySessionBackend(SessionBackend):
         return len(self._sessions)
 
 
-@functools.cache
-def _save_wants_timeout(backend_type: type[SessionBackend]) -> bool:
+def _save_wants_timeout(backend: SessionBackend) -> bool:
     """Whether the backend's ``save`` requires a third argument, the timeout,
     as backends written for MicroPie 0.x do; found once per class."""
-    try:
-        parameters = list(inspect.signature(backend_type.save).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    required = [p for p in parameters[1:] if p.kind in positional and p.default is p.empty]
-    return len(required) >= 3
+    wants = _WANTS_TIMEOUT.get(type(backend))
+    if wants is None:
+        try:
+            signature = inspect.signature(backend.save)  # bound: static ones too
+            signature.bind("id", {})
+            wants = False
+        except TypeError:  # two arguments are not enough
+            wants = True
+        except ValueError:  # no signature to read (a builtin): call it as documented
+            wants = False
+        _WANTS_TIMEOUT[type(backend)] = wants
+    return wants
+
+
+_WANTS_TIMEOUT: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
 
 
 class SessionHandle:
@@ -153,7 +160,7 @@ class SessionHandle:
 
     async def _backend_save(self, session_id: str, session: dict[str, Any]) -> None:
         backend = self._backend
-        if _save_wants_timeout(type(backend)):  # a 0.x backend: it gets its timeout
+        if _save_wants_timeout(backend):  # a 0.x backend: it gets its timeout
             await backend.save(session_id, session, SESSION_TIMEOUT)  # type: ignore[call-arg]
         else:
             await backend.save(session_id, session)

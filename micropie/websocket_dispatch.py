@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from contextvars import Token
 from typing import Any
 
-from micropie._asgi import Receive, Scope, Send
+from micropie._asgi import ASGIApp, Receive, Scope, Send
 from micropie.cookies import session_cookie
 from micropie.middleware import WebSocketMiddleware, refusal_of
 from micropie.mounting import legacy_subapp_scope, route_path
 from micropie.origins import origin_allowed
-from micropie.request import Request, WebSocketRequest, current_request
+from micropie.request import WebSocketRequest, current_request
 from micropie.routing import BindError, Route, RouteTable, split_path
 from micropie.sessions import SessionHandle
 from micropie.settings import AppSettings
@@ -37,7 +36,7 @@ async def serve_websocket(
 ) -> None:
     """Run the ``ws_`` handler of *app* that the path of *scope* names."""
     name, segments = split_path(route_path(scope) if scope.get("root_path") else scope["path"])
-    route = routes.websocket.get(name)
+    route = routes.websocket.get(name) or routes.attached(app, name, websocket=True)
     # Both lists, every handshake: a tuple of each, kept up to date by the lists.
     middlewares = settings.middlewares.websocket + settings.ws_middlewares.websocket
     request = WebSocketRequest(scope, segments)
@@ -73,20 +72,17 @@ async def serve_websocket(
         await _close_quietly(websocket)
         return
     failed = False
+    subapp: ASGIApp | None = None
     cancelled: asyncio.CancelledError | None = None
-    token: Token[Request | WebSocketRequest] | None = current_request.set(request)
+    token = current_request.set(request)
     try:
         if await _admit(websocket, request, middlewares):
             subapp = request._subapp  # set by a 0.x middleware, rarely
-            if subapp is not None:
-                handed, token = token, None
-                if handed is not None:
-                    current_request.reset(handed)
-                await subapp(legacy_subapp_scope(scope, request), receive, send)
-                return
             if request._ws_route_handler is not None:
-                route = routes.chosen(request._ws_route_handler, websocket=True)
-            if route is None:
+                route = _chosen(routes, request)
+            if subapp is not None:
+                pass  # handed on below, once this App is out of the way
+            elif route is None:
                 await _close_quietly(websocket)  # the handshake is refused: HTTP 403
             else:
                 await _run(app, route, websocket, request)
@@ -101,14 +97,31 @@ async def serve_websocket(
         # timeout): its session and after-hooks still count, then it stops.
         cancelled = exc
     finally:
-        if token is not None:
-            current_request.reset(token)
+        current_request.reset(token)
+    if subapp is not None:
+        # The other application has the connection from the start: none of
+        # this App's after-hooks, session or close.
+        await subapp(legacy_subapp_scope(scope, request), receive, send)
+        return
     if cancelled is not None:
         # No close: the server is tearing the connection down, and a send
         # may block as the cancelled one did.
         await _finish(request, session, websocket, middlewares, close=False)
         raise cancelled
     await _finish(request, session, websocket, middlewares, failed=failed)
+
+
+def _chosen(routes: RouteTable, request: WebSocketRequest) -> Route | None:
+    """The handler a 0.x middleware chose by name; a refusal and a warning if it names none."""
+    route = routes.chosen(request._ws_route_handler or "", websocket=True)
+    if route is None:
+        logger.warning(
+            "a middleware set request._ws_route_handler to %r for %s, which names no "
+            "WebSocket handler: the handshake is refused",
+            request._ws_route_handler,
+            request.path,
+        )
+    return route
 
 
 async def _run(app: Any, route: Route, websocket: WebSocket, request: WebSocketRequest) -> None:
@@ -126,9 +139,9 @@ async def _admit(
 ) -> bool:
     """Ask each middleware; a refusal is sent as a close code the client can read."""
     for middleware in middlewares:
-        refusal = await middleware.before_websocket(request)
+        refusal = refusal_of(await middleware.before_websocket(request))
         if refusal is not None:
-            code, reason = refusal_of(refusal)
+            code, reason = refusal
             await websocket.accept()
             await websocket.close(code, reason)
             return False

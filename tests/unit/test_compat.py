@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -106,15 +106,29 @@ def test_a_0x_dict_without_status_or_headers_is_200_with_what_it_gives() -> None
     assert response.headers["content-type"].startswith("text/html")
 
 
-class NotAnAnswer(HttpMiddleware):
-    async def before_request(self, request: Request) -> dict[str, Any]:
-        return {"status_code": 403, "user": "ada"}  # another key: plain JSON, as from a handler
+class Returns0x(HttpMiddleware):
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    async def before_request(self, request: Request) -> Any:
+        return self.result
 
 
-def test_a_dict_with_other_keys_stays_json() -> None:
-    response = TestClient(Site(middlewares=[NotAnAnswer()])).get("/")
-    assert response.status_code == 200
-    assert response.json() == {"status_code": 403, "user": "ada"}
+@pytest.mark.parametrize(
+    ("result", "status", "body"),
+    [
+        # An int status_code makes it 0.x's answer, other keys ignored as 0.x did.
+        ({"status_code": 401, "body": "no", "error": "x"}, 401, b"no"),
+        # Without one, and with other keys: JSON, as from a handler.
+        ({"user": "ada", "status_code": "401"}, 200, b'{"user":"ada","status_code":"401"}'),
+        # {} and False meant "go on" in 0.x.
+        ({}, 200, b"home"),
+        (False, 200, b"home"),
+    ],
+)
+def test_which_dicts_are_0x_answers(result: Any, status: int, body: bytes) -> None:
+    response = TestClient(Site(middlewares=[Returns0x(result)])).get("/")
+    assert (response.status_code, response.content) == (status, body)
 
 
 class Suffix(HttpMiddleware):
@@ -176,8 +190,8 @@ class DictGate(WebSocketMiddleware):
         if "user" not in request.query_params:
             return {"code": 4001, "reason": "say who you are"}
         if request.query_params["user"] == ["nobody"]:
-            return {}  # an empty dict: refused with 0.x's default code
-        return None
+            return {"reason": "not you"}  # 0.x's default code
+        return {}  # as in 0.x: an empty dict lets the connection through
 
     async def after_websocket(self, request: WebSocketRequest) -> None:
         return None
@@ -185,7 +199,7 @@ class DictGate(WebSocketMiddleware):
 
 @pytest.mark.parametrize(
     ("path", "code", "reason"),
-    [("/chat", 4001, "say who you are"), ("/chat?user=nobody", 1008, "refused by a middleware")],
+    [("/chat", 4001, "say who you are"), ("/chat?user=nobody", 1008, "not you")],
 )
 def test_before_websocket_refuses_with_a_0x_dict(path: str, code: int, reason: str) -> None:
     client = TestClient(Chat(middlewares=[DictGate()]))
@@ -270,9 +284,9 @@ def test_a_middleware_routes_an_unknown_path_as_0x_documented(
     assert client.get("/users/ada").status_code == 404  # routed by nobody
     with client.websocket_connect("/users/ada/feed") as ws:
         assert ws.receive_text() == "feed of ada"
-    with caplog.at_level(logging.ERROR, logger="micropie"):
-        assert client.get("/broken").status_code == 500
-    assert "'no_such_handler', which names no HTTP handler of Users" in caplog.text
+    with caplog.at_level(logging.WARNING, logger="micropie"):
+        assert client.get("/broken").status_code == 404
+    assert "'no_such_handler' for /broken, which names no HTTP handler" in caplog.text
 
 
 class Child(App):
@@ -564,14 +578,14 @@ def test_a_middleware_may_choose_a_private_handler_but_never_app_s_machinery(
     assert client.get("/_get_record/7").status_code == 404  # the path alone: still private
     with client.websocket_connect("/rooms/lobby") as ws:
         assert ws.receive_text() == "room lobby"
-    with caplog.at_level(logging.ERROR, logger="micropie"):
-        assert client.get("/machinery").status_code == 500
+    with caplog.at_level(logging.WARNING, logger="micropie"):
+        assert client.get("/machinery").status_code == 404
         for path in ("/sync", "/request"):
             with pytest.raises(WebSocketRejected), client.websocket_connect(path):
                 pass
-    assert "'_redirect', which names no HTTP handler" in caplog.text
+    assert "'_redirect' for /machinery, which names no HTTP handler" in caplog.text
     assert "WebSocket handler '_sync_socket' must be 'async def'" in caplog.text
-    assert "'request', which names no WebSocket handler" in caplog.text
+    assert "'request' for /request, which names no WebSocket handler" in caplog.text
 
 
 def test_on_startup_and_on_shutdown_take_0x_s_lists() -> None:
@@ -592,3 +606,143 @@ def test_on_startup_and_on_shutdown_take_0x_s_lists() -> None:
     assert events == ["open", "close"]
     with pytest.raises(TypeError, match="on_startup"):
         app.on_startup(["not callable"])  # type: ignore[list-item]
+
+
+# 9. Handlers attached to an instance, as 0.x's own tests attach them
+
+
+def test_handlers_attached_to_an_instance_are_routed() -> None:
+    async def index(self: App, name: str = "World") -> tuple[int, str]:
+        return 200, f"Hello, {name}!"
+
+    async def ws_echo(self: App, ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(f"Echo: {await ws.receive_text()}")
+
+    async def _hidden(self: App) -> str:
+        return "never"
+
+    app = App()
+    app.index = index.__get__(app, App)  # type: ignore[attr-defined]
+    setattr(app, "ws_echo", ws_echo.__get__(app, App))  # noqa: B010  (0.x's tests' own way)
+    app.plain = lambda word="x": f"plain {word}"  # type: ignore[attr-defined]
+    setattr(app, "_hidden", _hidden.__get__(app, App))  # noqa: B010
+    client = TestClient(app)
+    assert client.get("/?name=Test").text == "Hello, Test!"
+    assert client.get("/index/Ada").text == "Hello, Ada!"
+    assert client.get("/plain/y").text == "plain y"
+    assert client.get("/_hidden").status_code == 404
+    assert client.get("/ws_echo").status_code == 404
+    with client.websocket_connect("/echo") as ws:
+        ws.send_text("Hello")
+        assert ws.receive_text() == "Echo: Hello"
+    assert TestClient(App()).get("/plain").status_code == 404  # that instance's only
+
+
+def test_a_class_route_is_not_slowed_or_replaced_by_instance_attributes() -> None:
+    site = Site()
+    site.index = lambda: "instance"  # type: ignore[method-assign]
+    assert TestClient(site).get("/").text == "home"  # the class's route table serves it
+
+
+# What a review of the first cut found
+
+
+class Catalogue(App):
+    def index(self, *segments: str) -> str:
+        return "index " + "/".join(segments)
+
+    def _user(self, user_id: str) -> str:
+        return f"user {user_id}"
+
+
+class UserRouter(HttpMiddleware):
+    async def before_request(self, request: Request) -> None:
+        if request.scope["path"].startswith("/users/"):
+            request._route_handler = "_user"  # type: ignore[attr-defined]
+
+
+def test_a_middleware_s_route_gets_the_segments_after_the_name_even_with_a_catch_all() -> None:
+    client = TestClient(Catalogue(middlewares=[UserRouter()]))
+    assert client.get("/users/7").text == "user 7"  # not _user("users")
+    assert client.get("/about/us").text == "index about/us"  # index still gets the rest
+
+
+def test_a_multipart_request_handed_to_a_sub_application_is_refused_clearly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = TestClient(Site(middlewares=[Mounter(Child())]))
+    with caplog.at_level(logging.ERROR, logger="micropie"):
+        response = client.post("/api/echo", files={"f": ("a.txt", b"data", "text/plain")})
+    assert response.status_code == 501
+    assert "serve that application with App.mount instead" in caplog.text
+
+
+class StaticBackend(SessionBackend):
+    """A 0.x backend written with static methods: no self to skip."""
+
+    store: ClassVar[dict[str, dict[str, Any]]] = {}
+    timeouts: ClassVar[list[int]] = []
+
+    @staticmethod
+    async def load(session_id: str) -> dict[str, Any]:
+        return StaticBackend.store.get(session_id, {})
+
+    @staticmethod
+    async def save(session_id: str, data: dict[str, Any], timeout: int) -> None:  # type: ignore[override]
+        StaticBackend.timeouts.append(timeout)
+        StaticBackend.store[session_id] = data
+
+
+def test_a_0x_backend_with_static_methods_gets_its_timeout() -> None:
+    client = TestClient(Counter(session_backend=StaticBackend()))
+    assert [client.get("/count").text for _ in range(2)] == ["1", "2"]
+    assert StaticBackend.timeouts == [SESSION_TIMEOUT, SESSION_TIMEOUT]
+
+
+class Redirects(App):
+    def none_second(self) -> Any:
+        return self._redirect("/a", None)  # type: ignore[arg-type]
+
+    def none_named(self) -> Any:
+        return self._redirect("/b", extra_headers=None)
+
+    def text_status(self) -> Any:
+        return self._redirect("/c", "301")  # type: ignore[arg-type]
+
+
+def test_redirect_takes_0x_s_none_and_refuses_a_str_status_clearly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = TestClient(Redirects())
+    assert client.get("/none_second").headers["location"] == "/a"
+    assert client.get("/none_named").headers["location"] == "/b"
+    with caplog.at_level(logging.ERROR, logger="micropie"):
+        assert client.get("/text_status").status_code == 500
+    assert "the redirect status must be an int such as 302, not str" in caplog.text
+
+
+def test_a_root_path_with_a_trailing_slash_still_routes() -> None:
+    seen: list[int] = []
+
+    async def server(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await Parent()({**scope, "root_path": "/api/", "path": "/api/"}, receive, send)
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            seen.append(message["status"])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+    asyncio.run(server(scope, receive, send))
+    assert seen == [200]
+
+
+def test_assigning_ws_middlewares_to_middlewares_makes_a_list_of_its_own() -> None:
+    app = Chat()
+    app.ws_middlewares.append(DictGate())
+    app.middlewares = app.ws_middlewares
+    assert app.middlewares is not app.ws_middlewares
+    app.middlewares.append(TokenGate())  # an HTTP one is fine in App.middlewares

@@ -119,7 +119,7 @@ async def _respond(
             if request._subapp is not None:  # set by a 0.x middleware, rarely
                 return await _hand_off(request)
             if request._route_handler is not None:
-                route = _chosen(routes, request)
+                route = routes.chosen(request._route_handler, request.path, websocket=False)
             elif route is None:
                 route, request.path_params = routes.fallback(name, request.path_params)
             result = (
@@ -145,19 +145,6 @@ async def _respond(
         logger.exception("HTTP handler %s failed", route.name if route else request.path)
         return error_response(500)
     return response
-
-
-def _chosen(routes: RouteTable, request: Request) -> Route | None:
-    """The handler a 0.x middleware chose by name; 404 and a warning if it names none."""
-    route = routes.chosen(request._route_handler or "", websocket=False)
-    if route is None:
-        logger.warning(
-            "a middleware set request._route_handler to %r for %s, which names no HTTP "
-            "handler: answered with 404",
-            request._route_handler,
-            request.path,
-        )
-    return route
 
 
 async def _hand_off(request: Request) -> _HandOff | Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ __all__ = ["BindError", "Route", "RouteTable", "split_path"]
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 WEBSOCKET_PREFIX = "ws_"
+logger = logging.getLogger("micropie")
 
 
 class BindError(Exception):
@@ -144,11 +146,12 @@ class RouteTable:
         # takes segments, as in MicroPie 0.x.
         self._fallback = index if index is not None and index.takes_segments else None
 
-    def chosen(self, name: str, *, websocket: bool) -> Route | None:
+    def chosen(self, name: str, path: str, *, websocket: bool) -> Route | None:
         """The handler method named *name*, as a middleware written for MicroPie
-        0.x chooses one (``request._route_handler``, ``_ws_route_handler``):
-        private names too, since the middleware, not the path, chose it; never
-        one of App's own, nor a ``ws_`` method for HTTP. ``None`` if there is none."""
+        0.x chooses one for *path* (``request._route_handler``,
+        ``_ws_route_handler``): private names too, since the middleware, not
+        the path, chose it; never one of App's own, nor a ``ws_`` method for
+        HTTP. ``None``, and a warning, if there is none."""
         route = self._chosen.get((name, websocket))
         if route is not None:
             return route
@@ -160,6 +163,17 @@ class RouteTable:
             or (not websocket and name.startswith(WEBSOCKET_PREFIX))
             or member.__module__ == "micropie.app"  # App's machinery, not a handler
         ):
+            attribute, kind = (
+                ("_ws_route_handler", "WebSocket") if websocket else ("_route_handler", "HTTP")
+            )
+            logger.warning(
+                "a middleware set request.%s to %r for %s, which names no %s handler: %s",
+                attribute,
+                name,
+                path,
+                kind,
+                "the handshake is refused" if websocket else "answered with 404",
+            )
             return None
         if websocket and not inspect.iscoroutinefunction(member):
             raise TypeError(f"WebSocket handler {name!r} must be 'async def'")
@@ -177,7 +191,11 @@ class RouteTable:
         if not websocket and name.startswith(WEBSOCKET_PREFIX):
             return None
         member = vars(app).get(attribute)
-        if member is None or not callable(member):
+        # A function, or a method bound to this App: not any callable an App
+        # keeps (a class, a builtin, a client object), which is no handler.
+        if not (
+            inspect.isfunction(member) or (inspect.ismethod(member) and member.__self__ is app)
+        ):
             return None
         cached = self._attached.get((attribute, websocket))
         if cached is not None and cached[0] is member:

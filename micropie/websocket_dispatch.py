@@ -79,7 +79,7 @@ async def serve_websocket(
         if await _admit(websocket, request, middlewares):
             subapp = request._subapp  # set by a 0.x middleware, rarely
             if request._ws_route_handler is not None:
-                route = _chosen(routes, request)
+                route = routes.chosen(request._ws_route_handler, request.path, websocket=True)
             if subapp is not None:
                 pass  # handed on below, once this App is out of the way
             elif route is None:
@@ -109,19 +109,6 @@ async def serve_websocket(
         await _finish(request, session, websocket, middlewares, close=False)
         raise cancelled
     await _finish(request, session, websocket, middlewares, failed=failed)
-
-
-def _chosen(routes: RouteTable, request: WebSocketRequest) -> Route | None:
-    """The handler a 0.x middleware chose by name; a refusal and a warning if it names none."""
-    route = routes.chosen(request._ws_route_handler or "", websocket=True)
-    if route is None:
-        logger.warning(
-            "a middleware set request._ws_route_handler to %r for %s, which names no "
-            "WebSocket handler: the handshake is refused",
-            request._ws_route_handler,
-            request.path,
-        )
-    return route
 
 
 async def _run(app: Any, route: Route, websocket: WebSocket, request: WebSocketRequest) -> None:

@@ -15,6 +15,7 @@ from micropie.request import (
 )
 from micropie.sessions import SESSION_TIMEOUT, InMemorySessionBackend, SessionBackend
 from micropie.staticfiles import StaticFiles
+from micropie.unavailable import Unavailable
 from micropie.websocket import ConnectionClosed, MessageTypeError, WebSocket
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ __all__ = [
     "Request",
     "SessionBackend",
     "StaticFiles",
+    "Unavailable",
     "UploadFile",
     "WebSocket",
     "WebSocketMiddleware",

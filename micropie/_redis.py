@@ -10,12 +10,14 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from micropie.unavailable import Unavailable
+
 __all__ = ["DEFAULT_URL", "RedisTarget", "RedisUnavailable", "import_redis", "redacted_url"]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
-class RedisUnavailable(RuntimeError):
+class RedisUnavailable(Unavailable):
     """Redis could not be reached; the message names the URL (without its password)."""
 
     __module__ = "micropie"
@@ -71,11 +73,25 @@ class RedisTarget:
         """Whether clients made here are ours to close (the target was a URL)."""
         return self._url is not None
 
-    def client(self) -> Any:
-        """The user's client, or a new one for the URL."""
+    def client(self, timeout: float | None = None) -> Any:
+        """The user's client, or a new one for the URL whose connects and
+        commands give up after *timeout* seconds."""
         if self._url is None:
             return self._client
-        return import_redis().from_url(self._url)
+        return import_redis().from_url(
+            self._url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+
+    @staticmethod
+    def errors() -> tuple[type[BaseException], ...]:
+        """What a command raises when the server cannot be reached or does not answer."""
+        redis_asyncio = import_redis()
+        return (
+            redis_asyncio.ConnectionError,
+            redis_asyncio.TimeoutError,
+            OSError,
+            asyncio.TimeoutError,
+        )
 
     async def ping(self, client: Any, timeout: float) -> None:
         """PING *client*; :class:`RedisUnavailable` naming the server if it does not answer."""

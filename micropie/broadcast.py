@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from micropie._redis import RedisTarget
+from micropie._redis import RedisTarget, RedisUnavailable
 
 __all__ = [
     "Broadcast",
@@ -129,6 +129,10 @@ class BroadcastBackend(abc.ABC):
         """Stop; :meth:`connect` may be called again later."""
         return None
 
+    async def ready(self) -> bool:
+        """Whether messages can travel now, for a readiness check."""
+        return True
+
     @abc.abstractmethod
     async def publish(self, channel: str, message: str) -> None: ...
 
@@ -209,6 +213,16 @@ class RedisBroadcastBackend(BroadcastBackend):
             for waiter in waiters:
                 waiter.cancel()
         self._confirmations.clear()
+
+    async def ready(self) -> bool:
+        """Whether Redis answers a ping now, within *check_timeout*; False before connect()."""
+        if self._client is None:
+            return False
+        try:
+            await self._target.ping(self._client, self.check_timeout)
+        except RedisUnavailable:
+            return False
+        return True
 
     def _require(self) -> None:
         if self._client is None:
@@ -326,6 +340,11 @@ class Broadcast:
             raise TypeError(f"message must be a str, not {type(message).__name__}")
         await self.connect()
         await self.backend.publish(channel, message)
+
+    async def ready(self) -> bool:
+        """Whether the backend can carry messages now: for a readiness check
+        that a load balancer or an orchestrator polls."""
+        return await self.backend.ready()
 
     def subscribers(self, channel: str) -> int:
         """How many subscriptions to *channel* this process holds."""

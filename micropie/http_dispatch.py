@@ -17,10 +17,12 @@ from micropie.responses import (
     encode_headers,
     error_response,
     to_response,
+    unavailable_response,
 )
 from micropie.routing import BindError, Route, RouteTable, split_path
 from micropie.sessions import SessionHandle
 from micropie.settings import AppSettings
+from micropie.unavailable import Unavailable
 
 __all__ = ["serve_http"]
 
@@ -60,6 +62,9 @@ async def serve_http(
     session = SessionHandle(settings.session_backend)
     try:
         request.session = await session.load(request.cookies)
+    except Unavailable as exc:  # the store said so in the log, once per outage
+        await unavailable_response(exc).send(send, head=head)
+        return
     except Exception:
         logger.exception("loading the session for %s failed", request.path)
         await error_response(500).send(send, head=head)
@@ -141,6 +146,9 @@ async def _respond(
         return error_response(exc.status, str(exc))
     except ClientGone:
         return None  # nobody is left to answer
+    except Unavailable as exc:  # a session store or a broadcast cannot be reached now
+        logger.info("%s answered with 503: %s", request.path, exc)
+        return unavailable_response(exc)
     except Exception:
         logger.exception("HTTP handler %s failed", route.name if route else request.path)
         return error_response(500)

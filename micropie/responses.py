@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from micropie._asgi import Receive, Send
+from micropie.unavailable import Unavailable
 
 __all__ = ["Response", "error_response", "redirect", "to_response"]
 
@@ -63,6 +64,13 @@ def error_response(status: int, detail: str | None = None) -> Response:
     """A short plain-text error page; *detail* is ours, never exception text."""
     text = HTTPStatus(status).phrase if detail is None else detail
     return Response(status, text.encode("utf-8"), [(b"content-type", _TEXT)])
+
+
+def unavailable_response(error: Unavailable) -> Response:
+    """503, with the ``Retry-After`` that *error* gives."""
+    response = error_response(503, "the service is unavailable; try again shortly")
+    response.headers.append((b"retry-after", error.retry_after_header))
+    return response
 
 
 def redirect(

@@ -49,6 +49,13 @@ class SessionBackend(abc.ABC):
     async def save(self, session_id: str, data: dict[str, Any]) -> None:
         """Store *data* under *session_id*; an empty *data* deletes the session."""
 
+    async def ready(self) -> bool:
+        """Whether the store can be used now, for a readiness check; a backend
+        that needs a server overrides it. Raise :class:`~micropie.Unavailable`
+        from :meth:`load` and :meth:`save` when the store cannot be reached:
+        MicroPie answers 503 rather than 500."""
+        return True
+
 
 class InMemorySessionBackend(SessionBackend):
     """Sessions in a dictionary of this process, forgotten *max_age* seconds

@@ -16,6 +16,7 @@ from micropie.request import WebSocketRequest, current_request
 from micropie.routing import BindError, Route, RouteTable, split_path
 from micropie.sessions import SessionHandle
 from micropie.settings import AppSettings
+from micropie.unavailable import Unavailable
 from micropie.websocket import ConnectionClosed, WebSocket, _Handshake
 
 __all__ = ["serve_websocket"]
@@ -25,6 +26,9 @@ logger = logging.getLogger("micropie")
 # Sent to the client when a handler fails; the error itself goes to the log.
 _HANDLER_ERROR_REASON = "Internal server error"
 _INTERNAL_ERROR = 1011
+# Sent when what the connection needs (a session store) cannot be reached now.
+_TRY_AGAIN_LATER = 1013
+_TRY_AGAIN_REASON = "the service is unavailable; try again shortly"
 # The two ways to hand a session ID over, made once: over TLS or not.
 _SESSION_COOKIE = {
     secure: functools.partial(session_cookie, secure=secure) for secure in (False, True)
@@ -67,6 +71,9 @@ async def serve_websocket(
         return
     try:
         request.session = await session.load(request.cookies)
+    except Unavailable:  # the store said so in the log, once per outage
+        await _try_again_later(websocket)
+        return
     except Exception:
         logger.exception("loading the session for %s failed", request.path)
         await _close_quietly(websocket)
@@ -88,6 +95,10 @@ async def serve_websocket(
                 await _run(app, route, websocket, request)
     except ConnectionClosed:
         pass  # the client left; the handler had nothing more to do
+    except Unavailable as exc:  # what it needs cannot be reached now: not a bug
+        failed = True
+        logger.info("WebSocket %s closed with 1013: %s", request.path, exc)
+        await _try_again_later(websocket)
     except Exception:
         failed = True
         logger.exception("WebSocket handler %s failed", route.name if route else request.path)
@@ -154,6 +165,8 @@ async def _finish(
     if not failed:  # a handler that failed may have left its session half-changed
         try:
             await _save_session(request, session, websocket.session_id)
+        except Unavailable:  # the store said so in the log, once per outage
+            await _try_again_later(websocket)
         except Exception:
             logger.exception("saving the session after %s failed", request.path)
             await _close_quietly(websocket, _INTERNAL_ERROR, _HANDLER_ERROR_REASON)
@@ -192,6 +205,16 @@ def _spec_version(scope: Scope) -> tuple[int, ...]:
 @functools.lru_cache(maxsize=8)  # a server says the same thing at every handshake
 def _parse_version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
+
+
+async def _try_again_later(websocket: WebSocket) -> None:
+    """Accept if need be, so that the client reads why, and close with 1013."""
+    try:
+        if not websocket.accepted:
+            await websocket.accept()
+    except Exception:  # the client left, or the server refused: nothing to tell
+        return
+    await _close_quietly(websocket, _TRY_AGAIN_LATER, _TRY_AGAIN_REASON)
 
 
 async def _close_quietly(websocket: WebSocket, code: int = 1000, reason: str | None = None) -> None:

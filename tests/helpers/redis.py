@@ -36,12 +36,16 @@ def _answers_ping(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def run_redis(attempts: int = 3) -> Iterator[RedisServer]:
-    """Start ``redis-server`` until the block ends; skip (or fail in CI) if it is missing."""
+def run_redis(attempts: int = 3, port: int | None = None) -> Iterator[RedisServer]:
+    """Start ``redis-server`` until the block ends; skip (or fail in CI) if it is missing.
+
+    *port*: on that port (a restart after an outage), else a free one.
+    """
     program = require_program("redis-server")
+    wanted = port
     with tempfile.TemporaryDirectory(prefix="micropie-redis-") as directory:
         for attempt in range(1, attempts + 1):
-            port = free_port()
+            port = free_port() if wanted is None else wanted
             log = Path(directory) / f"redis-{attempt}.log"
             command = [
                 program,

@@ -7,12 +7,23 @@ when a Redis backend is made.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from micropie.unavailable import Unavailable
 
-__all__ = ["DEFAULT_URL", "RedisTarget", "RedisUnavailable", "import_redis", "redacted_url"]
+__all__ = [
+    "DEFAULT_URL",
+    "Outage",
+    "RedisTarget",
+    "RedisUnavailable",
+    "import_redis",
+    "redacted_url",
+]
+
+logger = logging.getLogger("micropie")
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -35,8 +46,55 @@ def import_redis() -> Any:
     return redis_asyncio
 
 
+#: A primary found through Redis Sentinel:
+#: ``redis+sentinel://[:password@]host:port[,host:port...]/service[/db]``.
+SENTINEL_SCHEME = "redis+sentinel://"
+
+
+def _sentinel_parts(url: str) -> tuple[list[tuple[str, int]], str, int, str | None]:
+    """The sentinels, the service name, the database and the password of *url*."""
+    rest = url[len(SENTINEL_SCHEME) :]
+    netloc, _, path = rest.partition("/")
+    password = None
+    if "@" in netloc:
+        credentials, netloc = netloc.rsplit("@", 1)
+        password = credentials.partition(":")[2] or None
+    sentinels = []
+    for address in netloc.split(","):
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", "26379")
+        if not host or not port.isdigit():
+            raise ValueError(f"{redacted_url(url)}: {address!r} is not host:port")
+        sentinels.append((host, int(port)))
+    service, _, db = path.partition("/")
+    if not service or (db and not db.isdigit()):
+        raise ValueError(
+            f"{redacted_url(url)}: give the Sentinel service name, and a database number "
+            "if any: redis+sentinel://host:26379/mymaster/0"
+        )
+    return sentinels, service, int(db or 0), password
+
+
+def _sentinel_client(url: str, timeout: float | None) -> Any:
+    """A client of the primary that the sentinels of *url* name, found again after a failover."""
+    sentinels, service, db, password = _sentinel_parts(url)
+    sentinel = import_redis().Sentinel(
+        sentinels, socket_timeout=timeout, sentinel_kwargs={"socket_timeout": timeout}
+    )
+    return sentinel.master_for(
+        service,
+        db=db,
+        password=password,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+
+
 def redacted_url(url: str) -> str:
     """*url* with any password replaced by ``***``, fit for an error message."""
+    if url.startswith(SENTINEL_SCHEME) and "@" in url:
+        credentials, _, rest = url[len(SENTINEL_SCHEME) :].rpartition("@")
+        user = credentials.partition(":")[0]
+        return f"{SENTINEL_SCHEME}{user}:***@{rest}"
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -60,6 +118,8 @@ class RedisTarget:
     def __init__(self, redis: Any) -> None:
         import_redis()  # fail now, with the install hint, if the package is missing
         if isinstance(redis, str):
+            if redis.startswith(SENTINEL_SCHEME):
+                _sentinel_parts(redis)  # a mistake in the URL shows now, not at the first request
             self._url: str | None = redis
             self._client: Any = None
             self.where = redacted_url(redis)
@@ -78,6 +138,8 @@ class RedisTarget:
         commands give up after *timeout* seconds."""
         if self._url is None:
             return self._client
+        if self._url.startswith(SENTINEL_SCHEME):
+            return _sentinel_client(self._url, timeout)
         return import_redis().from_url(
             self._url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
@@ -113,3 +175,37 @@ def _client_description(client: Any) -> str:
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
     return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+class Outage:
+    """When a part that needs Redis lost it: logged once as it starts and once
+    as it ends, however many calls meet it in between."""
+
+    __slots__ = ("_since", "what")
+
+    def __init__(self, what: str) -> None:
+        #: The part, as the log names it ("the session store, Redis at ...").
+        self.what = what
+        self._since: float | None = None
+
+    @property
+    def ongoing(self) -> bool:
+        return self._since is not None
+
+    def begin(self, error: BaseException, meanwhile: str) -> bool:
+        """Record that *error* cut the part off; True if that started an outage."""
+        if self._since is not None:
+            return False
+        self._since = time.monotonic()
+        logger.warning(
+            "%s cannot be reached (%s): %s", self.what, error or type(error).__name__, meanwhile
+        )
+        return True
+
+    def end(self) -> None:
+        """Record that the part works again, if it was cut off."""
+        if self._since is not None:
+            logger.warning(
+                "%s answers again after %.1f s", self.what, time.monotonic() - self._since
+            )
+            self._since = None

@@ -15,20 +15,25 @@ silently skips a message. The other subscriptions are not affected.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
-from micropie._redis import RedisTarget, RedisUnavailable
+from micropie.broadcast_backends import (
+    BroadcastBackend,
+    BroadcastLost,
+    BroadcastUnavailable,
+    InMemoryBroadcastBackend,
+    RedisBroadcastBackend,
+)
 
 __all__ = [
     "Broadcast",
     "BroadcastBackend",
     "BroadcastLost",
+    "BroadcastUnavailable",
     "InMemoryBroadcastBackend",
     "RedisBroadcastBackend",
     "SubscriberTooSlow",
@@ -36,9 +41,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("micropie")
-
-#: What a backend calls for each message that reaches this process.
-Deliver = Callable[[str, str], None]
 
 
 class SubscriberTooSlow(Exception):
@@ -55,10 +57,6 @@ class SubscriberTooSlow(Exception):
             f"the subscription to {channel!r} fell {max_queue} messages behind and was dropped"
         )
         self.channel = channel
-
-
-class BroadcastLost(ConnectionError):
-    """The backend lost its connection; the subscription cannot go on."""
 
 
 class Subscription:
@@ -110,179 +108,6 @@ class Subscription:
                 raise StopAsyncIteration
             self._wakeup.clear()
             await self._wakeup.wait()
-
-
-class BroadcastBackend(abc.ABC):
-    """How messages travel between the processes that share a :class:`Broadcast`.
-
-    The backend calls *deliver(channel, message)*, given to :meth:`connect`,
-    for each message published on a channel it is subscribed to, in the order
-    of publication.
-    """
-
-    async def connect(self, deliver: Deliver, fail: Callable[[BaseException], None]) -> None:
-        """Start; *fail(error)* ends every subscription if the backend breaks."""
-        self._deliver = deliver
-        self._fail = fail
-
-    async def disconnect(self) -> None:
-        """Stop; :meth:`connect` may be called again later."""
-        return None
-
-    async def ready(self) -> bool:
-        """Whether messages can travel now, for a readiness check."""
-        return True
-
-    @abc.abstractmethod
-    async def publish(self, channel: str, message: str) -> None: ...
-
-    @abc.abstractmethod
-    async def subscribe(self, channel: str) -> None:
-        """Receive *channel* from now on: messages published after this returns arrive."""
-
-    @abc.abstractmethod
-    async def unsubscribe(self, channel: str) -> None: ...
-
-
-class InMemoryBroadcastBackend(BroadcastBackend):
-    """Messages reach the subscriptions of this process only.
-
-    ``publish`` queues the message for every subscriber at once, then yields
-    to the event loop, so that a publisher in a tight loop lets the
-    subscribers read.
-    """
-
-    async def publish(self, channel: str, message: str) -> None:
-        self._deliver(channel, message)
-        await asyncio.sleep(0)
-
-    async def subscribe(self, channel: str) -> None:
-        pass
-
-    async def unsubscribe(self, channel: str) -> None:
-        pass
-
-
-class RedisBroadcastBackend(BroadcastBackend):
-    """Messages travel through Redis pub/sub, to every process subscribed.
-
-    *redis* is a URL or a ``redis.asyncio.Redis`` client. :meth:`connect`
-    pings Redis and raises :class:`~micropie.RedisUnavailable`
-    naming the URL if it cannot. Messages published one after another (each
-    ``publish`` awaited) arrive in that order everywhere. If the connection to
-    Redis is lost, every subscription ends with :class:`BroadcastLost`.
-    """
-
-    def __init__(self, redis: Any, *, check_timeout: float = 5.0) -> None:
-        self._target = RedisTarget(redis)
-        #: Where the messages travel, for messages: the URL without its password.
-        self.where = self._target.where
-        self.check_timeout = check_timeout
-        self._client: Any = None
-        self._pubsub: Any = None
-        self._reader: asyncio.Task[None] | None = None
-        self._confirmations: dict[str, deque[asyncio.Future[None]]] = {}
-
-    async def connect(self, deliver: Deliver, fail: Callable[[BaseException], None]) -> None:
-        await super().connect(deliver, fail)
-        if self._client is not None:
-            return
-        client = self._target.client()
-        try:
-            await self._target.ping(client, self.check_timeout)
-        except BaseException:
-            if self._target.owned:
-                await client.aclose()
-            raise
-        self._client = client
-        self._pubsub = client.pubsub()
-
-    async def disconnect(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(BaseException):
-                await reader
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
-            self._pubsub = None
-        if self._client is not None and self._target.owned:
-            await self._client.aclose()
-        self._client = None
-        for waiters in self._confirmations.values():
-            for waiter in waiters:
-                waiter.cancel()
-        self._confirmations.clear()
-
-    async def ready(self) -> bool:
-        """Whether Redis answers a ping now, within *check_timeout*; False before connect()."""
-        if self._client is None:
-            return False
-        try:
-            await self._target.ping(self._client, self.check_timeout)
-        except RedisUnavailable:
-            return False
-        return True
-
-    def _require(self) -> None:
-        if self._client is None:
-            raise RuntimeError("call await broadcast.connect() first (a startup handler)")
-
-    async def publish(self, channel: str, message: str) -> None:
-        self._require()
-        await self._client.publish(channel, message)
-
-    async def _confirmed(self, command: str, channel: str) -> None:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._confirmations.setdefault(f"{command}:{channel}", deque()).append(waiter)
-        if command == "subscribe":
-            await self._pubsub.subscribe(channel)
-        else:
-            await self._pubsub.unsubscribe(channel)
-        if self._reader is None:
-            self._reader = asyncio.create_task(self._read())
-        await waiter
-
-    async def subscribe(self, channel: str) -> None:
-        self._require()
-        await self._confirmed("subscribe", channel)
-
-    async def unsubscribe(self, channel: str) -> None:
-        if self._client is None:
-            return
-        await self._confirmed("unsubscribe", channel)
-
-    async def _read(self) -> None:
-        try:
-            while True:
-                item = await self._pubsub.get_message(timeout=None)
-                if item is None:
-                    continue
-                kind = item["type"]
-                channel = _text(item["channel"])
-                if kind == "message":
-                    self._deliver(channel, _text(item["data"]))
-                elif kind in ("subscribe", "unsubscribe"):
-                    waiters = self._confirmations.get(f"{kind}:{channel}")
-                    if waiters:
-                        waiter = waiters.popleft()
-                        if not waiter.done():
-                            waiter.set_result(None)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            logger.exception("the Redis broadcast connection to %s failed", self.where)
-            self._reader = None  # the next subscribe starts another, on a new connection
-            lost = BroadcastLost(f"lost the Redis broadcast connection to {self.where}: {exc}")
-            for waiters in self._confirmations.values():
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(lost)
-            self._fail(lost)
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 class Broadcast:
@@ -400,3 +225,6 @@ class Broadcast:
         for subscriptions in self._channels.values():
             for subscription in subscriptions:
                 subscription._fail(error)
+        # Forgotten with the connection: the next subscription subscribes anew.
+        self._channels.clear()
+        self._backend_channels.clear()

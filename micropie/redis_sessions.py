@@ -6,16 +6,12 @@ Needs the ``redis`` package (``pip install micropie[redis]`` or ``pip install re
 from __future__ import annotations
 
 import json
-import logging
-import time
 from typing import Any
 
-from micropie._redis import DEFAULT_URL, RedisTarget, RedisUnavailable
+from micropie._redis import DEFAULT_URL, Outage, RedisTarget, RedisUnavailable
 from micropie.sessions import SessionBackend
 
 __all__ = ["RedisSessionBackend"]
-
-logger = logging.getLogger("micropie")
 
 
 class RedisSessionBackend(SessionBackend):
@@ -23,7 +19,9 @@ class RedisSessionBackend(SessionBackend):
     shares them.
 
     *redis* is a URL (``redis://host:6379/0``, ``rediss://`` for TLS,
-    ``unix:///path``) or a ``redis.asyncio.Redis`` client of your own. Each
+    ``unix:///path``, ``redis+sentinel://host:26379/service`` for the
+    primary that Redis Sentinel names) or a ``redis.asyncio.Redis`` client
+    of your own. Each
     session is stored as JSON under *prefix* followed by its ID, and expires
     *max_age* seconds after it was last saved; so its values must be what JSON
     can hold (tuples come back as lists).
@@ -65,7 +63,7 @@ class RedisSessionBackend(SessionBackend):
         self.check_timeout = check_timeout
         self.retry_after = retry_after
         self._errors = self._target.errors()
-        self._down_since: float | None = None
+        self._outage = Outage(f"the session store, Redis at {self.where},")
 
     def _key(self, session_id: str) -> str:
         return f"{self.prefix}{session_id}"
@@ -116,24 +114,11 @@ class RedisSessionBackend(SessionBackend):
         self._available()
 
     def _unavailable(self, error: BaseException) -> RedisUnavailable:
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            logger.warning(
-                "the session store, Redis at %s, cannot be reached (%s): requests with a "
-                "session are answered with 503 until it is back",
-                self.where,
-                error or type(error).__name__,
-            )
+        self._outage.begin(error, "requests with a session are answered with 503 until it is back")
         return RedisUnavailable(
-            f"the session store, Redis at {self.where}, cannot be reached",
-            retry_after=self.retry_after,
+            f"{self._outage.what} cannot be reached", retry_after=self.retry_after
         )
 
     def _available(self) -> None:
-        if self._down_since is not None:
-            logger.warning(
-                "the session store, Redis at %s, answers again after %.1f s",
-                self.where,
-                time.monotonic() - self._down_since,
-            )
-            self._down_since = None
+        if self._outage.ongoing:
+            self._outage.end()

@@ -18,7 +18,7 @@ import secrets
 from pathlib import Path
 
 from micropie import App, ConnectionClosed, MessageTypeError, WebSocket
-from micropie.broadcast import Broadcast, SubscriberTooSlow, Subscription
+from micropie.broadcast import Broadcast, BroadcastLost, SubscriberTooSlow, Subscription
 from micropie.sessions import new_session_id
 
 # Read once, at import: serving the page costs one string replacement.
@@ -114,9 +114,11 @@ class ChatApp(App):
                 await ws.send_text(message)
         except ConnectionClosed:
             pass  # gone without a goodbye; the reading task finds out too
-        except SubscriberTooSlow:
-            with contextlib.suppress(Exception):
-                await ws.close(1013, "too far behind; reconnect")
+        except (SubscriberTooSlow, BroadcastLost) as gap:
+            # Messages were missed: say so, and the page reconnects.
+            code = 1013 if isinstance(gap, SubscriberTooSlow) else 1012
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await ws.close(code, "missed messages; reconnect")
 
 
 def guest_name() -> str:

@@ -16,7 +16,7 @@ import os
 import secrets
 
 from micropie import App, ConnectionClosed, MessageTypeError, WebSocket
-from micropie.broadcast import Broadcast, SubscriberTooSlow, Subscription
+from micropie.broadcast import Broadcast, BroadcastLost, SubscriberTooSlow, Subscription
 from micropie.sessions import new_session_id
 
 PAGE = """<!doctype html>
@@ -103,9 +103,11 @@ class ChatRoom(App):
                 await ws.send_text(line)
         except ConnectionClosed:
             pass  # the client left; the reading task finds out too
-        except SubscriberTooSlow:
+        except (SubscriberTooSlow, BroadcastLost) as gap:
+            # Messages were missed: say so, and the page reconnects.
+            code = 1013 if isinstance(gap, SubscriberTooSlow) else 1012
             with contextlib.suppress(Exception):  # the client may be gone already
-                await ws.close(1013, "too far behind; reconnect")
+                await ws.close(code, "missed messages; reconnect")
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -50,8 +50,7 @@ def test_a_reader_can_follow_the_page(
         examples += result.examples
         files += result.files
         assert result.examples or result.files, f"session {number} of {page} ran nothing"
-    report[page] = (
-        f"{examples} examples in {len(sessions)} session(s); files saved: "
-        + (", ".join(dict.fromkeys(files)) or "none")
+    report[page] = f"{examples} examples in {len(sessions)} session(s); files saved: " + (
+        ", ".join(dict.fromkeys(files)) or "none"
     )
     assert examples or files

@@ -200,9 +200,7 @@ def test_the_session_cookie_is_secure_behind_the_proxy(
 
 def test_a_trusted_address_can_claim_tls_without_it(proxy: Proxy) -> None:
     # Straight to uvicorn, from 127.0.0.1, on plain ws://, claiming https: believed.
-    with ws_connect(
-        f"{proxy.upstream.ws_url}/chat", headers={"X-Forwarded-Proto": "https"}
-    ) as ws:
+    with ws_connect(f"{proxy.upstream.ws_url}/chat", headers={"X-Forwarded-Proto": "https"}) as ws:
         attributes = session_cookie_attributes(ws)
         chat_say(ws, "hi")
     assert attributes == ["Path=/", "HttpOnly", "SameSite=Lax", "Secure"]

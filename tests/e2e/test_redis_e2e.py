@@ -13,13 +13,12 @@ from __future__ import annotations
 import contextlib
 import re
 import shlex
-import time
 from collections.abc import Iterator
 
 import pytest
 from websockets.sync.client import ClientConnection
 
-from tests.helpers.clients import TIMEOUT, chat_say, receive, session_of, ws_connect
+from tests.helpers.clients import chat_say, receive, session_of, ws_connect
 from tests.helpers.logs import quiet
 from tests.helpers.redis import RedisServer
 from tests.helpers.servers import (
@@ -29,6 +28,7 @@ from tests.helpers.servers import (
     free_port,
     run_server,
     wait_for_workers,
+    worker_of,
     write_log_config,
 )
 from tests.helpers.support import captions_of_file
@@ -68,17 +68,6 @@ def chat_connect(server: RunningServer, cookie: str | None = None) -> ClientConn
     return ws_connect(f"{server.ws_url}/chat", cookie=cookie)
 
 
-def worker_of(server: RunningServer, ws: ClientConnection) -> int:
-    """The process ID of the worker that accepted *ws*, from its log line."""
-    port = ws.socket.getsockname()[1]
-    line = re.compile(rf'^(\d+) .*127\.0\.0\.1:{port} - "WebSocket /chat" \[accepted\]', re.M)
-    deadline = time.monotonic() + TIMEOUT
-    while (found := line.search(server.output)) is None:
-        assert time.monotonic() < deadline, f"no accept logged for port {port}:\n{server.output}"
-        time.sleep(0.02)
-    return int(found.group(1))
-
-
 def say(ws: ClientConnection, text: str) -> str:
     """Send *text*; return the sender's name (``guest-`` and four digits), read from the echo."""
     name = chat_say(ws, text)
@@ -94,7 +83,7 @@ def test_clients_on_different_workers_hear_each_other(chat_on_redis: RunningServ
             assert len(everyone) < MAX_CLIENTS, "every connection went to one worker"
             ws = stack.enter_context(chat_connect(chat_on_redis))
             everyone.append(ws)
-            clients.setdefault(worker_of(chat_on_redis, ws), []).append(ws)
+            clients.setdefault(worker_of(chat_on_redis, ws.socket.getsockname()[1]), []).append(ws)
         (one, *_), (other, *_) = clients.values()
         # Said on one worker, heard by every client of both, in order.
         for speaker in (one, other):
@@ -119,13 +108,13 @@ def test_a_session_made_by_one_worker_is_known_to_the_other(
         session_id = session_of(ws)
         assert session_id is not None
         name = say(ws, "first visit")
-        maker = worker_of(chat_on_redis, ws)
+        maker = worker_of(chat_on_redis, ws.socket.getsockname()[1])
     seen_on: set[int] = set()
     for visit in range(MAX_CLIENTS):
         with chat_connect(chat_on_redis, cookie=f"session_id={session_id}") as ws:
             assert session_of(ws) is None, "a known session must not be replaced"
             assert say(ws, f"visit {visit}") == name
-            seen_on.add(worker_of(chat_on_redis, ws))
+            seen_on.add(worker_of(chat_on_redis, ws.socket.getsockname()[1]))
         if seen_on - {maker}:
             break
     assert seen_on - {maker}, "no return visit reached the other worker"

@@ -124,5 +124,3 @@ def test_pages_show_the_feed_live_and_reconnect_after_a_restart(
                 publish(origin, "after the restart")
                 assert grace.wait_for_messages(3)[2] == ("1", "after the restart")
             assert ada.problems == [] and grace.problems == []
-
-

@@ -89,9 +89,7 @@ def test_a_stream_open_at_shutdown_is_closed_after_the_graceful_timeout() -> Non
     cancels them, and the generator's finally still runs before the process ends."""
     token = secrets.token_hex(4)
     with (
-        run_server(
-            "uvicorn", APP, "--timeout-graceful-shutdown", "1"
-        ) as server,
+        run_server("uvicorn", APP, "--timeout-graceful-shutdown", "1") as server,
         httpx.Client(base_url=server.http_url, timeout=TIMEOUT, trust_env=False) as client,
         client.stream("GET", f"/waiting/{token}") as response,
     ):

@@ -58,9 +58,7 @@ def test_a_file_posted_as_a_browser_would_is_saved_whole(
     assert name in http.get("/").text
 
 
-def test_too_large_a_file_gets_413_and_is_not_saved(
-    http: httpx.Client, upload_dir: Path
-) -> None:
+def test_too_large_a_file_gets_413_and_is_not_saved(http: httpx.Client, upload_dir: Path) -> None:
     before = saved(upload_dir)
     content = os.urandom(MAX_UPLOAD + 1024)
     response = http.post("/upload", files={"file": ("big.bin", content, "text/plain")})

@@ -450,3 +450,16 @@ def _listens(port: int, process: subprocess.Popen[bytes]) -> bool:
 
 
 __all__ += ["NGINX_COMMAND", "OPENSSL_COMMAND", "make_certificate", "run_nginx"]
+
+
+def worker_of(server: RunningServer, port: int, path: str = "/chat", timeout: float = 5.0) -> int:
+    """The process ID of the worker that accepted the WebSocket whose client
+    port is *port*, from its log line (a log config made with ``pids=True``)."""
+    line = re.compile(
+        rf'^(\d+) .*127\.0\.0\.1:{port} - "WebSocket {re.escape(path)}" \[accepted\]', re.M
+    )
+    deadline = time.monotonic() + timeout
+    while (found := line.search(server.output)) is None:
+        assert time.monotonic() < deadline, f"no accept logged for port {port}:\n{server.output}"
+        time.sleep(0.02)
+    return int(found.group(1))

@@ -524,9 +524,7 @@ NOT_HTML = "anything but text/html"
         pytest.param("/raw", 200, NOT_HTML, b"\x00\x01binary", {}, id="bytes: as they are"),
         pytest.param("/add/1/2", 200, "application/json", {"sum": 3}, {}, id="dict: JSON"),
         pytest.param("/add/2?b=40", 200, "application/json", {"sum": 42}, {}, id="async: JSON"),
-        pytest.param(
-            "/items", 200, "application/json", [1, "two", None], {}, id="list: JSON"
-        ),
+        pytest.param("/items", 200, "application/json", [1, "two", None], {}, id="list: JSON"),
         pytest.param(
             "/teapot",
             418,

@@ -574,6 +574,7 @@ class HostileApp(Target):
     async def ws_deny(self, ws: WebSocket) -> None:
         return  # never accepts: a 403
 
+
 HTTP_ROUTES = {"index", "echo", "greet", "add", "boom", "raw", "login", "logout", "stream"}
 HTTP_ROUTES |= {"upload"}
 WEBSOCKET_ROUTES = {"echo", "ops", "boom", "room", "login", "deny"}

@@ -423,9 +423,7 @@ def websocket_once(app: App, path: str, fail: str = "") -> list[dict[str, Any]]:
     """What *app* sends for a WebSocket to *path* that connects, then leaves (with 1000);
     *fail* names the hook that :func:`leaky` makes fail."""
     headers = [(b"x-fail", fail.encode())] if fail else []
-    return call_asgi(
-        app, websocket_scope(path, headers=headers), [CONNECT], then=disconnect(1000)
-    )
+    return call_asgi(app, websocket_scope(path, headers=headers), [CONNECT], then=disconnect(1000))
 
 
 def leaky() -> HookTrap:

@@ -84,4 +84,4 @@ def test_a_member_too_far_behind_is_closed_with_1013() -> None:
         with pytest.raises(ConnectionClosed) as closed:
             ws.receive_text()
     assert heard == ["flood 0", "flood 1"]
-    assert (closed.value.code, closed.value.reason) == (1013, "too far behind; reconnect")
+    assert (closed.value.code, closed.value.reason) == (1013, "missed messages; reconnect")

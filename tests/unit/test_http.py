@@ -814,7 +814,6 @@ class ResponseApp(App):
     def unsupported(self) -> Any:
         return object()
 
-
     def bad_tuple(self) -> Any:
         return (200, "a", {}, "extra")
 

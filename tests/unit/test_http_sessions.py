@@ -105,7 +105,8 @@ def test_no_cookie_and_nothing_stored_when_nothing_changes(
 
 
 def test_cookie_is_sent_again_with_the_same_id_when_the_session_changes(
-    app: SessionWebApp, client: TestClient,
+    app: SessionWebApp,
+    client: TestClient,
 ) -> None:
     first_id, _ = session_cookie_of(client.get("/visit"))
     response = client.get("/visit")
@@ -116,7 +117,8 @@ def test_cookie_is_sent_again_with_the_same_id_when_the_session_changes(
 
 
 def test_emptied_session_clears_cookie_and_deletes_backend_entry(
-    app: SessionWebApp, client: TestClient,
+    app: SessionWebApp,
+    client: TestClient,
 ) -> None:
     session_id, _ = session_cookie_of(client.get("/login/ada"))
     response = client.get("/logout")
@@ -206,7 +208,8 @@ def test_websocket_handler_sees_session_from_http_login(
 
 
 def test_session_changes_over_websocket_are_seen_over_http(
-    app: SessionWebApp, client: TestClient,
+    app: SessionWebApp,
+    client: TestClient,
 ) -> None:
     session_id, _ = session_cookie_of(client.get("/login/grace"))
     with client.websocket_connect("/rename/hopper") as ws:

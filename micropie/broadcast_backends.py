@@ -1,0 +1,294 @@
+"""How a :class:`~micropie.broadcast.Broadcast`'s messages travel: in this
+process, or through Redis to every process subscribed."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from micropie._redis import Outage, RedisTarget, RedisUnavailable
+from micropie.unavailable import Unavailable
+
+__all__ = [
+    "BroadcastBackend",
+    "BroadcastLost",
+    "BroadcastUnavailable",
+    "Deliver",
+    "InMemoryBroadcastBackend",
+    "RedisBroadcastBackend",
+]
+
+logger = logging.getLogger("micropie")
+
+#: What a backend calls for each message that reaches this process.
+Deliver = Callable[[str, str], None]
+
+
+class BroadcastLost(ConnectionError):
+    """The backend lost its connection: the subscription ends, since messages
+    published meanwhile did not reach it. Tell the client (close its
+    WebSocket with 1012, say, so that it reconnects) and subscribe again."""
+
+    __module__ = "micropie.broadcast"
+
+
+class BroadcastUnavailable(Unavailable):
+    """The backend cannot carry messages now (Redis is unreachable and the
+    backend is reconnecting): raised at once by ``publish`` and
+    ``subscribe``, never after a wait. Escaping a handler, it is answered
+    with 503 (over HTTP) or a close with 1013 (a WebSocket)."""
+
+    __module__ = "micropie.broadcast"
+
+
+class BroadcastBackend(abc.ABC):
+    """How messages travel between the processes that share a :class:`Broadcast`.
+
+    The backend calls *deliver(channel, message)*, given to :meth:`connect`,
+    for each message published on a channel it is subscribed to, in the order
+    of publication.
+    """
+
+    __module__ = "micropie.broadcast"
+
+    async def connect(self, deliver: Deliver, fail: Callable[[BaseException], None]) -> None:
+        """Start; *fail(error)* ends every subscription if the backend breaks."""
+        self._deliver = deliver
+        self._fail = fail
+
+    async def disconnect(self) -> None:
+        """Stop; :meth:`connect` may be called again later."""
+        return None
+
+    async def ready(self) -> bool:
+        """Whether messages can travel now, for a readiness check."""
+        return True
+
+    @abc.abstractmethod
+    async def publish(self, channel: str, message: str) -> None: ...
+
+    @abc.abstractmethod
+    async def subscribe(self, channel: str) -> None:
+        """Receive *channel* from now on: messages published after this returns arrive."""
+
+    @abc.abstractmethod
+    async def unsubscribe(self, channel: str) -> None: ...
+
+
+class InMemoryBroadcastBackend(BroadcastBackend):
+    """Messages reach the subscriptions of this process only.
+
+    ``publish`` queues the message for every subscriber at once, then yields
+    to the event loop, so that a publisher in a tight loop lets the
+    subscribers read.
+    """
+
+    __module__ = "micropie.broadcast"
+
+    async def publish(self, channel: str, message: str) -> None:
+        self._deliver(channel, message)
+        await asyncio.sleep(0)
+
+    async def subscribe(self, channel: str) -> None:
+        pass
+
+    async def unsubscribe(self, channel: str) -> None:
+        pass
+
+
+class RedisBroadcastBackend(BroadcastBackend):
+    """Messages travel through Redis pub/sub, to every process subscribed.
+
+    *redis* is a URL or a ``redis.asyncio.Redis`` client. :meth:`connect`
+    pings Redis and raises :class:`~micropie.RedisUnavailable`
+    naming the URL if it cannot. Messages published one after another (each
+    ``publish`` awaited) arrive in that order everywhere.
+
+    If the connection to Redis is lost, every subscription ends with
+    :class:`BroadcastLost` (its subscriber has missed messages, and must be
+    told), and the backend reconnects by itself, waiting longer between tries
+    up to *max_backoff* seconds. Until it has, ``publish`` and ``subscribe``
+    raise :class:`BroadcastUnavailable` at once, never waiting; commands give
+    up after *timeout* seconds (for a client made from a URL). The outage is
+    logged once when it starts and once when it ends.
+    """
+
+    __module__ = "micropie.broadcast"
+
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        check_timeout: float = 5.0,
+        timeout: float = 2.0,
+        retry_after: float = 5.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._target = RedisTarget(redis)
+        #: Where the messages travel, for messages: the URL without its password.
+        self.where = self._target.where
+        self.check_timeout = check_timeout
+        self.timeout = timeout
+        self.retry_after = retry_after
+        self.max_backoff = max_backoff
+        self._errors = self._target.errors()
+        self._client: Any = None
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._outage = Outage(f"the broadcast, Redis at {self.where},")
+        self._confirmations: dict[str, deque[asyncio.Future[None]]] = {}
+
+    async def connect(self, deliver: Deliver, fail: Callable[[BaseException], None]) -> None:
+        await super().connect(deliver, fail)
+        if self._client is not None:
+            return
+        client = self._target.client(self.timeout)
+        try:
+            await self._target.ping(client, self.check_timeout)
+        except BaseException:
+            if self._target.owned:
+                await client.aclose()
+            raise
+        self._client = client
+        self._pubsub = client.pubsub()
+
+    async def disconnect(self) -> None:
+        for task in (self._reader, self._reconnecting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        self._reader = self._reconnecting = None
+        await self._close_pubsub()
+        if self._client is not None and self._target.owned:
+            await self._client.aclose()
+        self._client = None
+        self._outage = Outage(self._outage.what)
+        self._cancel_confirmations(None)
+
+    async def ready(self) -> bool:
+        """Whether Redis answers a ping now, within *check_timeout*; False before connect()."""
+        if self._client is None or self._outage.ongoing:
+            return False
+        try:
+            await self._target.ping(self._client, self.check_timeout)
+        except RedisUnavailable:
+            return False
+        return True
+
+    def _require(self) -> None:
+        if self._client is None:
+            raise RuntimeError("call await broadcast.connect() first (a startup handler)")
+        if self._outage.ongoing:
+            raise self._unavailable()
+
+    async def publish(self, channel: str, message: str) -> None:
+        self._require()
+        try:
+            await self._client.publish(channel, message)
+        except self._errors as exc:
+            self._lost(exc)
+            raise self._unavailable() from exc
+
+    async def _confirmed(self, command: str, channel: str) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirmations.setdefault(f"{command}:{channel}", deque()).append(waiter)
+        try:
+            if command == "subscribe":
+                await self._pubsub.subscribe(channel)
+            else:
+                await self._pubsub.unsubscribe(channel)
+        except self._errors as exc:
+            self._lost(exc)
+            raise self._unavailable() from exc
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read())
+        await waiter
+
+    async def subscribe(self, channel: str) -> None:
+        self._require()
+        await self._confirmed("subscribe", channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        if self._client is None or self._outage.ongoing:
+            return  # down: the subscription is gone with the connection
+        await self._confirmed("unsubscribe", channel)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                item = await self._pubsub.get_message(timeout=None)
+                if item is None:
+                    continue
+                kind = item["type"]
+                channel = _text(item["channel"])
+                if kind == "message":
+                    self._deliver(channel, _text(item["data"]))
+                elif kind in ("subscribe", "unsubscribe"):
+                    waiters = self._confirmations.get(f"{kind}:{channel}")
+                    if waiters:
+                        waiter = waiters.popleft()
+                        if not waiter.done():
+                            waiter.set_result(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._reader = None
+            self._lost(exc)
+
+    def _lost(self, error: BaseException) -> None:
+        """The connection is gone: end every subscription, and reconnect in the background."""
+        meanwhile = "subscriptions end with BroadcastLost, publish() raises BroadcastUnavailable"
+        if not self._outage.begin(error, meanwhile):
+            return
+        lost = BroadcastLost(f"lost the Redis broadcast connection to {self.where}: {error}")
+        self._cancel_confirmations(self._unavailable())  # a subscribe() under way
+        self._fail(lost)
+        self._reconnecting = asyncio.create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        await self._close_pubsub()
+        wait = 0.05
+        while True:
+            try:
+                await self._target.ping(self._client, self.check_timeout)
+            except RedisUnavailable:
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, self.max_backoff)
+                continue
+            break
+        self._pubsub = self._client.pubsub()
+        self._reconnecting = None
+        self._outage.end()
+
+    async def _close_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    def _cancel_confirmations(self, error: BaseException | None) -> None:
+        for waiters in self._confirmations.values():
+            for waiter in waiters:
+                if waiter.done():
+                    continue
+                if error is None:
+                    waiter.cancel()
+                else:
+                    waiter.set_exception(error)
+        self._confirmations.clear()
+
+    def _unavailable(self) -> BroadcastUnavailable:
+        return BroadcastUnavailable(
+            f"the broadcast cannot reach Redis at {self.where} now", retry_after=self.retry_after
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,77 @@
+"""The Redis broadcast through an outage of a real redis-server: subscribers
+told (BroadcastLost), publishers refused at once (BroadcastUnavailable), and
+everything working again when Redis is back, with no restart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from micropie import Unavailable
+from micropie.broadcast import Broadcast, BroadcastLost, BroadcastUnavailable
+from tests.helpers.redis import run_redis
+
+pytest.importorskip("redis")
+
+WAIT = 5.0
+
+
+async def until_ready(broadcast: Broadcast) -> float:
+    """Seconds until *broadcast* says it is ready again (at most WAIT)."""
+    started = time.monotonic()
+    while not await broadcast.ready():
+        assert time.monotonic() - started < WAIT, "the broadcast did not reconnect"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_an_outage_ends_subscriptions_refuses_publishers_and_heals(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario(port: int, url: str, stop: object) -> None:
+        publisher, receiver = Broadcast.from_url(url), Broadcast.from_url(url)
+        await publisher.connect()
+        await receiver.connect()
+        try:
+            async with receiver.subscribe("room") as room:
+                await publisher.publish("room", "before")
+                assert await asyncio.wait_for(anext(room), WAIT) == "before"
+                stop()  # type: ignore[operator]
+                with pytest.raises(BroadcastLost):
+                    await asyncio.wait_for(anext(room), WAIT)
+            started = time.monotonic()
+            with pytest.raises(BroadcastUnavailable) as refused:
+                await publisher.publish("room", "during")
+            assert isinstance(refused.value, Unavailable)  # so a handler answers 503/1013
+            with pytest.raises(BroadcastUnavailable):
+                async with receiver.subscribe("room"):
+                    pass
+            assert time.monotonic() - started < 1.0  # refused at once, never a hang
+            assert not await receiver.ready()
+            with run_redis(port=port):
+                await until_ready(receiver)
+                await until_ready(publisher)
+                async with receiver.subscribe("room") as room:
+                    await publisher.publish("room", "after")
+                    assert await asyncio.wait_for(anext(room), WAIT) == "after"
+        finally:
+            await publisher.disconnect()
+            await receiver.disconnect()
+
+    with caplog.at_level(logging.WARNING, logger="micropie"), run_redis() as server:
+        port = server.port
+        asyncio.run(scenario(port, server.url, server.process.terminate))
+    lost = [
+        r
+        for r in caplog.records
+        if "the broadcast" in r.getMessage() and "cannot be reached" in r.getMessage()
+    ]
+    back = [
+        r
+        for r in caplog.records
+        if "the broadcast" in r.getMessage() and "answers again" in r.getMessage()
+    ]
+    assert len(lost) == 2 and len(back) == 2  # once per Broadcast and outage, not per call

@@ -239,7 +239,8 @@ class RedisBroadcastBackend(BroadcastBackend):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._reader = None
+            if self._reader is asyncio.current_task():  # not a newer reader's place
+                self._reader = None
             self._lost(exc)
 
     def _lost(self, error: BaseException) -> None:

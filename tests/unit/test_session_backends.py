@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 import uuid
@@ -281,3 +282,32 @@ def test_a_missing_redis_package_says_what_to_install(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     with pytest.raises(ImportError, match="pip install redis"):
         RedisSessionBackend("redis://127.0.0.1:6379/0")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis+sentinel://127.0.0.1:26379", "give the Sentinel service name"),
+        ("redis+sentinel://127.0.0.1:x/mymaster", "'127.0.0.1:x' is not host:port"),
+        ("redis+sentinel://127.0.0.1:26379/mymaster/zero", "give the Sentinel service name"),
+    ],
+)
+def test_a_sentinel_url_with_a_mistake_fails_at_once_saying_what(url: str, problem: str) -> None:
+    pytest.importorskip("redis")
+    from micropie.broadcast import Broadcast
+    from micropie.redis_sessions import RedisSessionBackend
+
+    for make in (RedisSessionBackend, Broadcast.from_url):
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            make(url)
+
+
+def test_a_sentinel_url_names_its_sentinels_without_the_password() -> None:
+    pytest.importorskip("redis")
+    from micropie.redis_sessions import RedisSessionBackend
+
+    backend = RedisSessionBackend("redis+sentinel://:s3cret@127.0.0.1:26379,10.0.0.2:26380/svc/2")
+    assert backend.where == "redis+sentinel://:***@127.0.0.1:26379,10.0.0.2:26380/svc/2"
+    kwargs = backend.client.connection_pool.connection_kwargs
+    assert (kwargs["db"], kwargs["password"]) == (2, "s3cret")
+    assert backend.client.connection_pool.service_name == "svc"

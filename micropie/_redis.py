@@ -10,7 +10,6 @@ import asyncio
 import logging
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from micropie.unavailable import Unavailable
 
@@ -90,19 +89,17 @@ def _sentinel_client(url: str, timeout: float | None) -> Any:
 
 
 def redacted_url(url: str) -> str:
-    """*url* with any password replaced by ``***``, fit for an error message."""
-    if url.startswith(SENTINEL_SCHEME) and "@" in url:
-        credentials, _, rest = url[len(SENTINEL_SCHEME) :].rpartition("@")
-        user = credentials.partition(":")[0]
-        return f"{SENTINEL_SCHEME}{user}:***@{rest}"
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """*url* as messages name it: its scheme, hosts, ports and database (or
+    socket path), never a user, a password or a query string, which may hold
+    one. The last ``@`` ends the credentials, so that a password with ``/``,
+    ``?`` or ``#`` in it, unencoded, is left out whole."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "(a Redis URL that does not parse)"
+    rest = rest.rpartition("@")[2]
+    for mark in "?#":
+        rest = rest.split(mark, 1)[0]
+    return f"{scheme}://{rest}"
 
 
 class RedisTarget:
@@ -140,9 +137,16 @@ class RedisTarget:
             return self._client
         if self._url.startswith(SENTINEL_SCHEME):
             return _sentinel_client(self._url, timeout)
-        return import_redis().from_url(
-            self._url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        try:
+            return import_redis().from_url(
+                self._url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+        except ValueError:
+            # redis-py's message may quote part of a password: say it our way.
+            raise ValueError(
+                f"{self.where}: not a Redis URL that can be read; percent-encode any "
+                "'/', '?', '#' or '@' in the user name or password"
+            ) from None
 
     @staticmethod
     def errors() -> tuple[type[BaseException], ...]:

@@ -229,7 +229,13 @@ class RedisBroadcastBackend(BroadcastBackend):
                 kind = item["type"]
                 channel = _text(item["channel"])
                 if kind == "message":
-                    self._deliver(channel, _text(item["data"]))
+                    try:
+                        message = _text(item["data"])
+                    except UnicodeDecodeError:
+                        # Not ours (a shared Redis): dropped, the channel goes on.
+                        logger.warning("a message on %r is not UTF-8 text; dropped", channel)
+                        continue
+                    self._deliver(channel, message)
                 elif kind in ("subscribe", "unsubscribe"):
                     waiters = self._confirmations.get(f"{kind}:{channel}")
                     if waiters:

@@ -36,7 +36,11 @@ def origin_allowed(request: WebSocketRequest, allowed: frozenset[str]) -> bool:
         return True
     hosts = headers._get(b"host")
     host = hosts[0].lower() if hosts else ""
-    page = urlsplit(origin)
+    try:
+        page = urlsplit(origin)
+        page.port  # noqa: B018  (a bad port raises here, not later)
+    except ValueError:  # "http://[": no origin a browser sends; refused
+        return False
     # Over TLS, a plain-http page of the same host may have been injected by
     # anyone on the network: it does not count as the site's own.
     if request.is_secure and page.scheme == "http":

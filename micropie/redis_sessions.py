@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from micropie._redis import DEFAULT_URL, Outage, RedisTarget, RedisUnavailable
+from micropie._redis import DEFAULT_URL, Outage, RedisTarget, RedisUnavailable, import_redis
 from micropie.sessions import SessionBackend
 
 __all__ = ["RedisSessionBackend"]
@@ -63,6 +63,7 @@ class RedisSessionBackend(SessionBackend):
         self.check_timeout = check_timeout
         self.retry_after = retry_after
         self._errors = self._target.errors()
+        self._wrong_type = import_redis().ResponseError
         self._outage = Outage(f"the session store, Redis at {self.where},")
 
     def _key(self, session_id: str) -> str:
@@ -91,13 +92,15 @@ class RedisSessionBackend(SessionBackend):
             raw = await self.client.get(self._key(session_id))
         except self._errors as exc:
             raise self._unavailable(exc) from exc
+        except self._wrong_type:  # WRONGTYPE: a key of another kind under that name
+            return None
         self._available()
         if raw is None:
             return None
         try:
             data = json.loads(raw)
-        except ValueError:
-            return None  # not ours: never adopt it
+        except (ValueError, RecursionError):  # not ours, or nested too deep: never adopt it
+            return None
         return data if isinstance(data, dict) and data else None
 
     async def save(self, session_id: str, data: dict[str, Any]) -> None:

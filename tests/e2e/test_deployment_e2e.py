@@ -411,5 +411,5 @@ def test_an_unreachable_redis_stops_gunicorn_without_showing_its_password(
         pass
     output = str(failed.value)
     assert "exited with code 3 before serving" in output
-    assert f"RedisUnavailable: cannot reach Redis at redis://:***@127.0.0.1:{port}/0" in output
+    assert f"RedisUnavailable: cannot reach Redis at redis://127.0.0.1:{port}/0" in output
     assert "hunter2" not in output

@@ -75,3 +75,27 @@ def test_an_outage_ends_subscriptions_refuses_publishers_and_heals(
         if "the broadcast" in r.getMessage() and "answers again" in r.getMessage()
     ]
     assert len(lost) == 2 and len(back) == 2  # once per Broadcast and outage, not per call
+
+
+def test_a_message_that_is_not_utf8_is_dropped_and_the_channel_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import redis.asyncio
+
+    async def scenario(url: str) -> list[str]:
+        broadcast = Broadcast.from_url(url)
+        other = redis.asyncio.from_url(url)  # another application on a shared Redis
+        await broadcast.connect()
+        try:
+            async with broadcast.subscribe("room") as room:
+                await other.publish("room", b"\xff\xfe not text")
+                await broadcast.publish("room", "still here")
+                return [await asyncio.wait_for(anext(room), WAIT)]
+        finally:
+            await other.aclose()
+            await broadcast.disconnect()
+
+    with caplog.at_level(logging.WARNING, logger="micropie"), run_redis() as server:
+        assert asyncio.run(scenario(server.url)) == ["still here"]
+    assert "a message on 'room' is not UTF-8 text; dropped" in caplog.text
+    assert "cannot be reached" not in caplog.text  # no outage was made of it

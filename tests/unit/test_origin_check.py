@@ -124,6 +124,15 @@ def test_over_tls_a_plain_http_page_of_the_same_host_is_refused() -> None:
     assert not accepted(TestClient(Echo()), "http://testserver", secure=True)
 
 
+@pytest.mark.parametrize("origin", ["http://[", "http://testserver:99999", "http://:x"])
+def test_a_malformed_origin_is_refused_with_403_not_an_error(
+    origin: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="micropie"):
+        assert not accepted(TestClient(Echo()), origin)
+    assert not any(record.exc_info for record in caplog.records)
+
+
 def test_allowed_origins_must_be_a_list_not_a_string() -> None:
     with pytest.raises(TypeError, match="list of origins"):
         Echo(allowed_origins="https://app.example.com")

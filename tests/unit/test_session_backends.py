@@ -232,12 +232,16 @@ def test_redis_ignores_a_value_it_did_not_write(redis_server: RedisServer) -> No
         try:
             await client.set("odd:sid", b"not json")
             await client.set("odd:list", b"[1, 2]")
+            await client.set("odd:deep", b"[" * 100_000 + b"]" * 100_000)  # RecursionError
+            await client.rpush("odd:wrongtype", b"x")  # WRONGTYPE for GET
             backend = RedisSessionBackend(client, prefix="odd:")
-            return await backend.load("sid"), await backend.load("list")
+            names = ("sid", "list", "deep", "wrongtype")
+            return [await backend.load(name) for name in names]
         finally:
             await client.aclose()
 
-    assert asyncio.run(scenario()) == (None, None)
+    # Each taken as an unknown session, never a 500.
+    assert asyncio.run(scenario()) == [None, None, None, None]
 
 
 def check_fails(url: str) -> RedisUnavailable:
@@ -260,10 +264,28 @@ def test_check_names_the_url_when_redis_is_unreachable() -> None:
     assert f"cannot reach Redis at {url}" in str(check_fails(url))
 
 
-def test_check_hides_the_password() -> None:
-    error = str(check_fails(f"redis://user:s3cret@127.0.0.1:{free_port()}/0"))
+@pytest.mark.parametrize("credentials", ["user:s3cret@", ":s3cret@"])
+def test_check_names_the_server_but_never_its_credentials(credentials: str) -> None:
+    port = free_port()
+    error = str(check_fails(f"redis://{credentials}127.0.0.1:{port}/0"))
+    assert f"cannot reach Redis at redis://127.0.0.1:{port}/0:" in error
+    assert "s3cret" not in error and "user" not in error
+
+
+def test_a_password_with_unencoded_slashes_is_refused_without_printing_it() -> None:
+    pytest.importorskip("redis")
+    port = free_port()
+    with pytest.raises(ValueError) as refused:
+        RedisSessionBackend(f"redis://:s3/c?r#et@127.0.0.1:{port}/0")
+    assert f"redis://127.0.0.1:{port}/0: not a Redis URL that can be read" in str(refused.value)
+    assert "s3" not in str(refused.value) and refused.value.__suppress_context__
+
+
+def test_a_password_in_the_query_string_is_never_printed() -> None:
+    port = free_port()
+    error = str(check_fails(f"redis://127.0.0.1:{port}/0?password=s3cret&socket_timeout=1"))
+    assert f"redis://127.0.0.1:{port}/0:" in error
     assert "s3cret" not in error
-    assert "user:***@127.0.0.1" in error
 
 
 def test_the_app_fails_at_startup_when_redis_is_unreachable() -> None:
@@ -307,7 +329,7 @@ def test_a_sentinel_url_names_its_sentinels_without_the_password() -> None:
     from micropie.redis_sessions import RedisSessionBackend
 
     backend = RedisSessionBackend("redis+sentinel://:s3cret@127.0.0.1:26379,10.0.0.2:26380/svc/2")
-    assert backend.where == "redis+sentinel://:***@127.0.0.1:26379,10.0.0.2:26380/svc/2"
+    assert backend.where == "redis+sentinel://127.0.0.1:26379,10.0.0.2:26380/svc/2"
     kwargs = backend.client.connection_pool.connection_kwargs
     assert (kwargs["db"], kwargs["password"]) == (2, "s3cret")
     assert backend.client.connection_pool.service_name == "svc"

@@ -18,6 +18,7 @@ from micropie.responses import (
     error_response,
     to_response,
     unavailable_response,
+    without_length,
 )
 from micropie.routing import BindError, Route, RouteTable, split_path
 from micropie.sessions import SessionHandle
@@ -187,7 +188,10 @@ async def _after_request(
     if answer is None:
         if headers != given:
             # Headers changed in place: the response, stream and all, stays.
-            response.headers = [*encode_headers(headers), *length]
+            changed = encode_headers(headers)
+            if response.body is not None:
+                changed = without_length(changed)
+            response.headers = [*changed, *length]
         return response
     if type(returned) is dict and "body" not in returned and response.stream is not None:
         # A 0.x dict that leaves the body out keeps it: the stream goes on.

@@ -125,6 +125,10 @@ def to_response(result: Any) -> Response:
         if type(status) is not int or not 100 <= status <= 599:
             raise ValueError(f"HTTP status must be an int from 100 to 599, got {status!r}")
     body, content_type, stream = _encode_body(result)
+    if extra and body is not None:
+        # A whole body's length is MicroPie's to say: a handler's own, wrong
+        # or not, would go out beside it (and two lengths split a response).
+        extra = without_length(extra)
     headers = extra
     if content_type is not None and not any(name == b"content-type" for name, _ in extra):
         headers = [(b"content-type", content_type), *extra]
@@ -148,6 +152,11 @@ def _encode_body(body: Any) -> tuple[bytes | None, bytes | None, Stream | None]:
         f"a handler returned {type(body).__name__}; return str, bytes, a dict or list "
         "for JSON, a number, None, a generator to stream, or a (status, body[, headers]) tuple"
     )
+
+
+def without_length(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """*headers* without ``Content-Length``, which MicroPie sets for a whole body."""
+    return [(name, value) for name, value in headers if name != b"content-length"]
 
 
 def encode_headers(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import micropie
-from micropie import App, Request, UploadFile
+from micropie import App, HttpMiddleware, Request, UploadFile
 from micropie.sessions import new_session_id
 from micropie.testing import HTTPResponse, TestClient
 
@@ -1070,3 +1070,30 @@ def test_a_response_sent_twice_carries_one_content_length_each_time() -> None:
     lengths = [[v for k, v in start["headers"] if k == b"content-length"] for start in starts]
     assert lengths == [[b"5"], [b"5"]]
     assert all(k != b"content-length" for k, _ in response.headers)
+
+
+class OwnLength(App):
+    def text(self) -> tuple[int, str, dict[str, str]]:
+        return 200, "héllo", {"Content-Length": "5"}  # characters, not bytes: wrong
+
+    def smuggle(self) -> tuple[int, str, list[tuple[str, str]]]:
+        return 200, "ok", [("content-length", "0"), ("X-Kept", "yes")]
+
+
+class AddsLength(HttpMiddleware):
+    async def after_request(
+        self, request: Request, status_code: int, response_body: Any, extra_headers: Any
+    ) -> None:
+        extra_headers.append(("Content-Length", "1"))
+
+
+@pytest.mark.parametrize("middlewares", [[], [AddsLength()]], ids=["handler", "middleware"])
+@pytest.mark.parametrize("path", ["/text", "/smuggle"])
+def test_a_whole_body_has_one_content_length_the_framework_s(
+    path: str, middlewares: list[HttpMiddleware]
+) -> None:
+    response = TestClient(OwnLength(middlewares=middlewares)).get(path)
+    lengths = [value for name, value in response.raw_headers if name == b"content-length"]
+    assert lengths == [str(len(response.content)).encode()]
+    if path == "/smuggle":
+        assert response.headers["x-kept"] == "yes"

@@ -18,6 +18,7 @@ __all__ = [
     "Outage",
     "RedisTarget",
     "RedisUnavailable",
+    "as_text",
     "import_redis",
     "redacted_url",
 ]
@@ -86,6 +87,11 @@ def _sentinel_client(url: str, timeout: float | None) -> Any:
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
     )
+
+
+def as_text(value: Any) -> str:
+    """A reply from Redis as text: bytes are UTF-8 (or UnicodeDecodeError)."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def redacted_url(url: str) -> str:

@@ -11,12 +11,18 @@ publisher never waits for a subscriber: when a subscription's queue is full,
 that subscription is dropped from its channel. It still yields the messages
 already queued, then its iteration raises :class:`SubscriberTooSlow`; it never
 silently skips a message. The other subscriptions are not affected.
+
+History: with a :class:`History`, each message gets an id, the backend
+keeps the last messages of each channel, and ``subscribe(channel,
+since=last_id)`` resumes after the last message a subscriber saw: the
+messages it missed first, then the new ones, each once, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
@@ -28,16 +34,20 @@ from micropie.broadcast_backends import (
     InMemoryBroadcastBackend,
     RedisBroadcastBackend,
 )
+from micropie.broadcast_history import History, Replay, is_message_id, message_key
 
 __all__ = [
     "Broadcast",
     "BroadcastBackend",
     "BroadcastLost",
     "BroadcastUnavailable",
+    "History",
     "InMemoryBroadcastBackend",
     "RedisBroadcastBackend",
+    "Replay",
     "SubscriberTooSlow",
     "Subscription",
+    "is_message_id",
 ]
 
 logger = logging.getLogger("micropie")
@@ -59,27 +69,59 @@ class SubscriberTooSlow(Exception):
         self.channel = channel
 
 
+#: A message and its id (None without a history), as a subscription queues it.
+Entry = tuple[str | None, str]
+
+
 class Subscription:
-    """The messages of one channel, for one subscriber: ``async for message in subscription``."""
+    """The messages of one channel, for one subscriber: ``async for message in subscription``.
+
+    With a history, :attr:`last_id` is the id of the message last yielded:
+    the place to resume from (``subscribe(channel, since=last_id)``) if the
+    subscriber goes away. Before the first message it is where the
+    subscription started. :attr:`gap` says whether messages after *since*
+    were no longer in the history, so that the subscriber missed some.
+    """
 
     def __init__(self, channel: str, max_queue: int) -> None:
         self.channel = channel
         self.max_queue = max_queue
-        self._messages: deque[str] = deque()
+        #: The id of the last message yielded (None without a history).
+        self.last_id: str | None = None
+        #: True when the history no longer held every message after *since*.
+        self.gap = False
+        self._messages: deque[Entry] = deque()
         self._wakeup = asyncio.Event()
         self._error: BaseException | None = None
         self._closed = False
+        # Live messages that arrive while the history is read, merged after it.
+        self._held: list[Entry] | None = None
 
-    def _put(self, message: str) -> bool:
-        """Queue *message*; False, and the subscription ends, if the queue is full."""
+    def _put(self, entry: Entry) -> bool:
+        """Queue *entry*; False, and the subscription ends, if the queue is full."""
         if self._closed or self._error is not None:
             return False
+        if self._held is not None:
+            self._held.append(entry)
+            return True
         if len(self._messages) >= self.max_queue:
             self._fail(SubscriberTooSlow(self.channel, self.max_queue))
             return False
-        self._messages.append(message)
+        self._messages.append(entry)
         self._wakeup.set()
         return True
+
+    def _catch_up(self, replay: Replay) -> None:
+        """Queue the messages *replay* holds, then those held meanwhile, each once, in order."""
+        held, self._held = self._held or [], None
+        self.last_id, self.gap = replay.last_id, replay.gap
+        newest = message_key(replay.last_id)
+        for entry in itertools.chain(replay.entries, held):
+            key = message_key(entry[0])  # type: ignore[arg-type]
+            if key > newest:  # the history and the live messages overlap
+                if not self._put(entry):
+                    return
+                newest = key
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
@@ -101,7 +143,8 @@ class Subscription:
     async def __anext__(self) -> str:
         while True:
             if self._messages:
-                return self._messages.popleft()
+                self.last_id, message = self._messages.popleft()
+                return message
             if self._error is not None:
                 raise self._error
             if self._closed:
@@ -118,13 +161,28 @@ class Broadcast:
     over Redis. Append :meth:`connect` to ``app.startup_handlers`` and
     :meth:`disconnect` to ``app.shutdown_handlers``. Each subscription holds
     at most *max_queue* unread messages; one that falls further behind is
-    dropped (see :class:`SubscriberTooSlow`).
+    dropped (see :class:`SubscriberTooSlow`). *history* keeps the last
+    messages of each channel in the default backend (give a backend of your
+    own its history yourself), so that subscribers can resume.
     """
 
-    def __init__(self, backend: BroadcastBackend | None = None, *, max_queue: int = 1000) -> None:
+    def __init__(
+        self,
+        backend: BroadcastBackend | None = None,
+        *,
+        max_queue: int = 1000,
+        history: History | None = None,
+    ) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, got {max_queue!r}")
-        self.backend = backend if backend is not None else InMemoryBroadcastBackend()
+        if backend is None:
+            backend = InMemoryBroadcastBackend(history=history)
+        elif history is not None:
+            raise ValueError(
+                "give the history to the backend: "
+                f"{type(backend).__name__}(..., history=History(...))"
+            )
+        self.backend = backend
         self.max_queue = max_queue
         self._channels: dict[str, set[Subscription]] = {}
         self._backend_channels: set[str] = set()
@@ -133,9 +191,16 @@ class Broadcast:
         self._connecting: asyncio.Lock | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, max_queue: int = 1000) -> Broadcast:
-        """A Broadcast over the Redis server at *url*."""
-        return cls(RedisBroadcastBackend(url), max_queue=max_queue)
+    def from_url(
+        cls, url: str, *, max_queue: int = 1000, history: History | None = None
+    ) -> Broadcast:
+        """A Broadcast over the Redis server at *url*, keeping *history* in Redis streams."""
+        return cls(RedisBroadcastBackend(url, history=history), max_queue=max_queue)
+
+    @property
+    def history(self) -> History | None:
+        """How much of each channel the backend keeps; None if it keeps nothing."""
+        return self.backend.history
 
     async def connect(self) -> None:
         """Connect the backend (a startup handler); fails if it cannot be reached."""
@@ -159,12 +224,13 @@ class Broadcast:
             self._connected = False
             await self.backend.disconnect()
 
-    async def publish(self, channel: str, message: str) -> None:
-        """Send *message* to every subscription to *channel*."""
+    async def publish(self, channel: str, message: str) -> str | None:
+        """Send *message* to every subscription to *channel*; its id with a
+        history, else None."""
         if not isinstance(message, str):
             raise TypeError(f"message must be a str, not {type(message).__name__}")
         await self.connect()
-        await self.backend.publish(channel, message)
+        return await self.backend.publish(channel, message)
 
     async def ready(self) -> bool:
         """Whether the backend can carry messages now: for a readiness check
@@ -176,12 +242,28 @@ class Broadcast:
         return len(self._channels.get(channel, ()))
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self, channel: str, *, since: str | None = None
+    ) -> AsyncIterator[Subscription]:
         """Subscribe to *channel* for the block: messages published once it is
         entered are yielded by the subscription, in order. Leaving the block,
-        however it is left, ends the subscription."""
+        however it is left, ends the subscription.
+
+        *since*, a message id (a former subscription's ``last_id``), resumes:
+        the messages published after it come first, from the history.
+        """
+        history = self.backend.history
+        if since is not None:
+            if history is None:
+                raise ValueError(
+                    "resuming needs a history: Broadcast(history=History(...)), "
+                    "or a backend made with one"
+                )
+            message_key(since)  # a bad id fails here, before anything starts
         await self.connect()
         subscription = Subscription(channel, self.max_queue)
+        if history is not None:
+            subscription._held = []
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -190,6 +272,9 @@ class Broadcast:
                 self._backend_channels.add(channel)
             self._channels.setdefault(channel, set()).add(subscription)
         try:
+            if history is not None:
+                limit = self.max_queue + 1  # one more than fits tells a subscriber it fell behind
+                subscription._catch_up(await self.backend.replay(channel, since, limit))
             yield subscription
         finally:
             subscription._close()
@@ -212,12 +297,13 @@ class Broadcast:
             except Exception:
                 logger.exception("unsubscribing from %r failed", channel)
 
-    def _deliver(self, channel: str, message: str) -> None:
+    def _deliver(self, channel: str, message: str, message_id: str | None = None) -> None:
         members = self._channels.get(channel)
         if not members:
             return
+        entry = (message_id, message)
         for subscription in list(members):
-            if not subscription._put(message):
+            if not subscription._put(entry):
                 members.discard(subscription)  # too slow: dropped, the others go on
                 logger.warning("a subscriber to %r fell behind and was dropped", channel)
 

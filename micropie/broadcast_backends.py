@@ -9,9 +9,10 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from micropie._redis import Outage, RedisTarget, RedisUnavailable
+from micropie._redis import Outage, RedisTarget, RedisUnavailable, as_text
+from micropie.broadcast_history import History, MemoryHistory, RedisHistory, Replay
 from micropie.unavailable import Unavailable
 
 __all__ = [
@@ -25,8 +26,11 @@ __all__ = [
 
 logger = logging.getLogger("micropie")
 
-#: What a backend calls for each message that reaches this process.
-Deliver = Callable[[str, str], None]
+
+class Deliver(Protocol):
+    """What a backend calls for each message that reaches this process."""
+
+    def __call__(self, channel: str, message: str, message_id: str | None = None) -> None: ...
 
 
 class BroadcastLost(ConnectionError):
@@ -49,12 +53,17 @@ class BroadcastUnavailable(Unavailable):
 class BroadcastBackend(abc.ABC):
     """How messages travel between the processes that share a :class:`Broadcast`.
 
-    The backend calls *deliver(channel, message)*, given to :meth:`connect`,
-    for each message published on a channel it is subscribed to, in the order
-    of publication.
+    The backend calls *deliver(channel, message, message_id)*, given to
+    :meth:`connect`, for each message published on a channel it is
+    subscribed to, in the order of publication. A backend that keeps a
+    :class:`History` sets ``history``, gives each message its id, and
+    answers :meth:`replay`.
     """
 
     __module__ = "micropie.broadcast"
+
+    #: How much of each channel the backend keeps, or None: no resuming.
+    history: History | None = None
 
     async def connect(self, deliver: Deliver, fail: Callable[[BaseException], None]) -> None:
         """Start; *fail(error)* ends every subscription if the backend breaks."""
@@ -70,7 +79,13 @@ class BroadcastBackend(abc.ABC):
         return True
 
     @abc.abstractmethod
-    async def publish(self, channel: str, message: str) -> None: ...
+    async def publish(self, channel: str, message: str) -> str | None:
+        """Send *message*; its id if the backend keeps a history, else None."""
+
+    async def replay(self, channel: str, since: str | None, limit: int) -> Replay:
+        """At most *limit* messages of *channel* after *since* (a message id),
+        or, if *since* is None, only the newest id."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no history to replay")
 
     @abc.abstractmethod
     async def subscribe(self, channel: str) -> None:
@@ -85,14 +100,26 @@ class InMemoryBroadcastBackend(BroadcastBackend):
 
     ``publish`` queues the message for every subscriber at once, then yields
     to the event loop, so that a publisher in a tight loop lets the
-    subscribers read.
+    subscribers read. With a *history*, the process keeps the last messages
+    of each channel (until it stops).
     """
 
     __module__ = "micropie.broadcast"
 
-    async def publish(self, channel: str, message: str) -> None:
-        self._deliver(channel, message)
+    def __init__(self, *, history: History | None = None) -> None:
+        self.history = history
+        self._kept = MemoryHistory(history) if history is not None else None
+
+    async def publish(self, channel: str, message: str) -> str | None:
+        message_id = None if self._kept is None else self._kept.add(channel, message)
+        self._deliver(channel, message, message_id)
         await asyncio.sleep(0)
+        return message_id
+
+    async def replay(self, channel: str, since: str | None, limit: int) -> Replay:
+        if self._kept is None:
+            return await super().replay(channel, since, limit)
+        return self._kept.replay(channel, since, limit)
 
     async def subscribe(self, channel: str) -> None:
         pass
@@ -116,6 +143,11 @@ class RedisBroadcastBackend(BroadcastBackend):
     raise :class:`BroadcastUnavailable` at once, never waiting; commands give
     up after *timeout* seconds (for a client made from a URL). The outage is
     logged once when it starts and once when it ends.
+
+    With a *history*, each channel's last messages are kept in a Redis
+    stream, published with their ids, so that a subscriber can resume from
+    the last one it saw, on any worker; every process that shares the
+    channels must use the same *history*. Streams need Redis 6.2 or later.
     """
 
     __module__ = "micropie.broadcast"
@@ -128,6 +160,7 @@ class RedisBroadcastBackend(BroadcastBackend):
         timeout: float = 2.0,
         retry_after: float = 5.0,
         max_backoff: float = 5.0,
+        history: History | None = None,
     ) -> None:
         self._target = RedisTarget(redis)
         #: Where the messages travel, for messages: the URL without its password.
@@ -136,6 +169,9 @@ class RedisBroadcastBackend(BroadcastBackend):
         self.timeout = timeout
         self.retry_after = retry_after
         self.max_backoff = max_backoff
+        self.history = history
+        self._kept: RedisHistory | None = None
+        self._prefix_length = 0 if history is None else len(history.key_prefix)
         self._errors = self._target.errors()
         self._client: Any = None
         self._pubsub: Any = None
@@ -157,6 +193,8 @@ class RedisBroadcastBackend(BroadcastBackend):
             raise
         self._client = client
         self._pubsub = client.pubsub()
+        if self.history is not None:
+            self._kept = RedisHistory(self.history, client)
 
     async def disconnect(self) -> None:
         for task in (self._reader, self._reconnecting):
@@ -188,15 +226,33 @@ class RedisBroadcastBackend(BroadcastBackend):
         if self._outage.ongoing:
             raise self._unavailable()
 
-    async def publish(self, channel: str, message: str) -> None:
+    async def publish(self, channel: str, message: str) -> str | None:
         self._require()
         try:
+            if self._kept is not None:
+                return await self._kept.add(channel, message)
             await self._client.publish(channel, message)
         except self._errors as exc:
             self._lost(exc)
             raise self._unavailable() from exc
+        return None
+
+    async def replay(self, channel: str, since: str | None, limit: int) -> Replay:
+        if self._kept is None:
+            return await super().replay(channel, since, limit)
+        self._require()
+        try:
+            return await self._kept.replay(channel, since, limit)
+        except self._errors as exc:
+            self._lost(exc)
+            raise self._unavailable() from exc
+
+    def _wire(self, channel: str) -> str:
+        """The pub/sub channel that carries *channel*."""
+        return channel if self._kept is None else self._kept.stream(channel)
 
     async def _confirmed(self, command: str, channel: str) -> None:
+        channel = self._wire(channel)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations.setdefault(f"{command}:{channel}", deque()).append(waiter)
         try:
@@ -227,15 +283,19 @@ class RedisBroadcastBackend(BroadcastBackend):
                 if item is None:
                     continue
                 kind = item["type"]
-                channel = _text(item["channel"])
+                channel = as_text(item["channel"])
                 if kind == "message":
                     try:
-                        message = _text(item["data"])
+                        message = as_text(item["data"])
                     except UnicodeDecodeError:
                         # Not ours (a shared Redis): dropped, the channel goes on.
                         logger.warning("a message on %r is not UTF-8 text; dropped", channel)
                         continue
-                    self._deliver(channel, message)
+                    if self._kept is None:
+                        self._deliver(channel, message)
+                    else:  # "<id> <message>" on the stream's channel
+                        message_id, _, message = message.partition(" ")
+                        self._deliver(channel[self._prefix_length :], message, message_id)
                 elif kind in ("subscribe", "unsubscribe"):
                     waiters = self._confirmations.get(f"{kind}:{channel}")
                     if waiters:
@@ -295,7 +355,3 @@ class RedisBroadcastBackend(BroadcastBackend):
         return BroadcastUnavailable(
             f"the broadcast cannot reach Redis at {self.where} now", retry_after=self.retry_after
         )
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

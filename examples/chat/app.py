@@ -4,7 +4,14 @@ Run it with ``uvicorn examples.chat.app:app`` and open http://127.0.0.1:8000/
 in two browsers (or a normal and a private window). Each visitor gets a guest
 name, kept in its session so that it survives a reload, and can change it.
 The page (``page.html``) shows whether it is connected, and reconnects by
-itself when the connection drops.
+itself when the connection drops, with the id of the last message it
+showed: the room keeps its last messages, and sends the ones the page
+missed first (or says that some are gone).
+
+The room sends JSON: ``{"joined": id, "gap": bool}`` first (where the page
+is in the room, and whether it missed messages that are no longer kept),
+then ``{"id": id, "text": "name: text"}`` for each message. The page sends
+text.
 
 With ``MICROPIE_REDIS_URL=redis://127.0.0.1:6379/0`` set, sessions and the
 room live in Redis, so that several workers or hosts serve one room.
@@ -13,12 +20,20 @@ room live in Redis, so that several workers or hosts serve one room.
 import asyncio
 import contextlib
 import html
+import json
 import os
 import secrets
 from pathlib import Path
 
 from micropie import App, ConnectionClosed, MessageTypeError, WebSocket
-from micropie.broadcast import Broadcast, BroadcastLost, SubscriberTooSlow, Subscription
+from micropie.broadcast import (
+    Broadcast,
+    BroadcastLost,
+    History,
+    SubscriberTooSlow,
+    Subscription,
+    is_message_id,
+)
 from micropie.sessions import new_session_id
 
 # Read once, at import: serving the page costs one string replacement.
@@ -28,6 +43,9 @@ PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
 MAX_NAME = 24
 
 ROOM = "chat"
+
+#: What the room keeps for pages that reconnect: its last 1000 messages, for an hour.
+HISTORY = History(max_length=1000, max_age=3600)
 
 
 class ChatApp(App):
@@ -39,9 +57,9 @@ class ChatApp(App):
             self.session_backend = sessions = RedisSessionBackend(redis_url)
             self.startup_handlers.append(sessions.check)  # no Redis: fail now, not later
             self.shutdown_handlers.append(sessions.aclose)
-            self.broadcast = Broadcast.from_url(redis_url)
+            self.broadcast = Broadcast.from_url(redis_url, history=HISTORY)
         else:
-            self.broadcast = Broadcast()  # this process only
+            self.broadcast = Broadcast(history=HISTORY)  # this process only
         self.startup_handlers.append(self.broadcast.connect)
         self.shutdown_handlers.append(self.broadcast.disconnect)
 
@@ -66,12 +84,19 @@ class ChatApp(App):
         return 200, {"name": name}
 
     async def ws_chat(self, ws: WebSocket) -> None:
+        # A page that reconnects says where it left the room (?since=).
+        since = self.request.query("since")
+        if since is not None and not is_message_id(since):
+            await ws.accept()
+            await ws.close(1008, "bad since: give the id of the last message shown")
+            return
         # Subscribed before the handshake ends, so that the client hears
         # everything said once it is connected.
-        async with self.broadcast.subscribe(ROOM) as room:
+        async with self.broadcast.subscribe(ROOM, since=since) as room:
             name = await self._join(ws)
             if name is None:
                 return
+            await ws.send_text(json.dumps({"joined": room.last_id, "gap": room.gap}))
             # Two tasks: this one reads the socket, the other relays the room.
             relay = asyncio.create_task(self._relay(room, ws))
             try:
@@ -111,7 +136,7 @@ class ChatApp(App):
     async def _relay(self, room: Subscription, ws: WebSocket) -> None:
         try:
             async for message in room:
-                await ws.send_text(message)
+                await ws.send_text(json.dumps({"id": room.last_id, "text": message}))
         except ConnectionClosed:
             pass  # gone without a goodbye; the reading task finds out too
         except (SubscriberTooSlow, BroadcastLost) as gap:

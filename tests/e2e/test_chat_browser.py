@@ -1,4 +1,5 @@
-"""The chat example (examples/chat/) as visitors get it: real uvicorn, real Chromium.
+"""The chat example (examples/chat/app.py, examples/chat/page.html) as
+visitors get it: real uvicorn, real Chromium.
 
 Two browser contexts are two visitors, each with its own cookies and so its
 own session and name. The pages talk to ``uvicorn examples.chat.app:app`` on
@@ -31,15 +32,18 @@ from tests.helpers.browser import (
     open_page,
     wait_for_count,
 )
-from tests.helpers.clients import close_frame_of, ws_connect
+from tests.helpers.clients import chat_receive, close_frame_of, ws_connect
+from tests.helpers.redis import RedisServer
 from tests.helpers.servers import REPO_ROOT, RunningServer, run_uvicorn
 
 APP = "examples.chat.app:app"
+PAGE = REPO_ROOT / "examples/chat/page.html"
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
 NARROW = {"width": 390, "height": 844}
 #: The page waits at most 10 s between attempts (MAX_DELAY_MS in page.html).
 RECONNECT_MS = TIMEOUT_MS + 10_000
 TIMEOUT = TIMEOUT_MS / 1000
+GAP_NOTICE = "Messages sent while you were away may be missing."
 
 
 # Chromium reports no empty frame to Playwright: the page's sends are counted at the source.
@@ -362,7 +366,13 @@ def test_both_pages_reconnect_by_themselves_after_a_server_restart(browser: Any)
                 guest.wait_for_state("connected", timeout=RECONNECT_MS)
                 assert guest.page.locator("#send").is_enabled()
                 assert guest.page.locator("#hint").is_hidden()
-                assert guest.notices()[-1] == "Reconnected."
+                # Nor the room's history: the page cannot be sure it missed nothing.
+                assert f'notice("{GAP_NOTICE}")' in PAGE.read_text(encoding="utf-8")
+                guest.page.wait_for_function(
+                    "() => document.querySelector('#messages').lastElementChild"
+                    ".textContent.includes('may be missing')"
+                )
+                assert guest.notices()[-2:] == ["Reconnected.", GAP_NOTICE]
             assert ada.page.input_value("#text") == draft
             assert (ada.name(), grace.name()) == ("Ada", "Grace")
             ada.page.press("#text", "Enter")  # the draft, now
@@ -373,6 +383,38 @@ def test_both_pages_reconnect_by_themselves_after_a_server_restart(browser: Any)
             ada.page.reload()
             ada.wait_for_state("connected")
             assert ada.name() == "Ada"
+        assert ada.problems == [] and grace.problems == []
+
+
+def test_pages_whose_server_restarts_get_what_they_missed_from_redis(
+    browser: Any, redis_server: RedisServer
+) -> None:
+    """The room in Redis: while the pages' server restarts, a second one
+    carries on the conversation; the pages reconnect with the id of the last
+    message they showed, and show every message they missed, once, in order."""
+    with pytest.MonkeyPatch.context() as env, contextlib.ExitStack() as pages:
+        env.setenv("MICROPIE_REDIS_URL", redis_server.url)
+        with run_uvicorn(APP) as other:
+            with run_uvicorn(APP) as server:
+                ada, grace = signed_in(pages, browser, server)
+                converse(ada, grace, [(ada, "before the restart"), (grace, "me too")])
+            for guest in (ada, grace):
+                guest.wait_for_state("reconnecting")
+            missed = [f"said while you were away, {n}" for n in range(5)]
+            with ws_connect(f"{other.ws_url}/chat?name=Edith") as edith:
+                for text in missed:
+                    edith.send(text)
+                    assert chat_receive(edith) == f"Edith: {text}"
+            with run_uvicorn(APP, port=server.port):
+                for guest in (ada, grace):
+                    guest.wait_for_state("connected", timeout=RECONNECT_MS)
+                    shown = guest.wait_for_messages(7)
+                    assert shown[2:] == [("Edith", text) for text in missed]
+                converse(ada, grace, [(ada, "all caught up")])
+                for guest in (ada, grace):
+                    assert len(guest.messages()) == 8  # nothing twice
+                    assert guest.notices()[-1] == "Reconnected."
+                    assert GAP_NOTICE not in guest.notices()
         assert ada.problems == [] and grace.problems == []
 
 
@@ -414,7 +456,7 @@ def test_the_server_drops_blank_messages(chat_server: RunningServer) -> None:
             ws.send(blank)
         ws.send("not blank")
         # One connection's messages keep their order: a blank one would come first.
-        assert ws.recv(timeout=TIMEOUT) == "Blanche: not blank"
+        assert chat_receive(ws) == "Blanche: not blank"
 
 
 @pytest.mark.parametrize(

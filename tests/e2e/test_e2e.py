@@ -23,6 +23,8 @@ from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from tests.helpers.apps.e2e_apps import CUSTOM_CLOSE_CODE, CUSTOM_CLOSE_REASON, SECRET_ERROR_TEXT
 from tests.helpers.clients import (
     TIMEOUT,
+    chat_joined,
+    chat_receive,
     chat_say,
     close_frame_of,
     converse,
@@ -250,13 +252,13 @@ def test_chat_survives_a_member_that_vanishes(chat_server: RunningServer) -> Non
         for _ in range(3):
             with raw_websocket(chat_server, "/chat") as (sock, _protocol):
                 chat_say(alice, "someone joined")  # reaches the newcomer too
-                heard = receive(bob)
+                heard = chat_receive(bob)
                 assert isinstance(heard, str)
                 assert heard.endswith(": someone joined")
                 reset_connection(sock)
             # Straight away, while the server may not have noticed the loss yet.
             name = chat_say(alice, "anyone still here?")
-            assert receive(bob) == f"{name}: anyone still here?"
+            assert chat_receive(bob) == f"{name}: anyone still here?"
     assert chat_server.process.poll() is None
 
 
@@ -273,16 +275,16 @@ def test_chat_a_member_that_does_not_read_never_holds_up_the_others(
         raw_websocket(chat_server, "/chat", receive_buffer=4096) as (sleeper, _protocol),
     ):
         name = chat_say(alice, "hello")
-        assert receive(bob) == f"{name}: hello"
+        assert chat_receive(bob) == f"{name}: hello"
         for number in range(40):  # 10 MiB: far more than the sleeper's buffers hold
             text = f"{number}:" + base64.b64encode(os.urandom(192 * 1024)).decode()
             alice.send(text)
             for ws in (alice, bob):
-                assert receive(ws) == f"{name}: {text}"
+                assert chat_receive(ws) == f"{name}: {text}"
         reset_connection(sleeper)
         alice.send("still here")
         for ws in (alice, bob):
-            assert receive(ws) == f"{name}: still here"
+            assert chat_receive(ws) == f"{name}: still here"
 
 
 def test_chat_refuses_binary_messages_with_1003(chat_server: RunningServer) -> None:
@@ -290,6 +292,7 @@ def test_chat_refuses_binary_messages_with_1003(chat_server: RunningServer) -> N
         ws_connect(f"{chat_server.ws_url}/chat") as alice,
         ws_connect(f"{chat_server.ws_url}/chat") as mallory,
     ):
+        chat_joined(mallory)
         mallory.send(b"\x00binary\xff")
         code, reason = close_frame_of(mallory)
         assert code == 1003

@@ -23,8 +23,8 @@ from websockets.sync.client import ClientConnection
 
 from tests.helpers.clients import (
     TIMEOUT,
+    chat_receive,
     chat_say,
-    receive,
     session_cookie,
     set_cookies,
     ws_connect,
@@ -184,9 +184,9 @@ def test_wss_through_nginx_echoes_and_broadcasts(proxy: Proxy, client_tls: ssl.S
         wss_connect(proxy, client_tls, "/chat") as bob,
     ):
         alice_name = chat_say(alice, "hello over TLS")
-        assert receive(bob) == f"{alice_name}: hello over TLS"
+        assert chat_receive(bob) == f"{alice_name}: hello over TLS"
         bob_name = chat_say(bob, "héllo ✓")
-        assert receive(alice) == f"{bob_name}: héllo ✓"
+        assert chat_receive(alice) == f"{bob_name}: héllo ✓"
 
 
 def test_the_session_cookie_is_secure_behind_the_proxy(

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 from websockets.sync.client import ClientConnection
 
-from tests.helpers.clients import chat_say, receive, session_of, ws_connect
+from tests.helpers.clients import chat_receive, chat_say, session_of, ws_connect
 from tests.helpers.logs import quiet
 from tests.helpers.redis import RedisServer
 from tests.helpers.servers import (
@@ -91,14 +91,14 @@ def test_clients_on_different_workers_hear_each_other(chat_on_redis: RunningServ
             say(speaker, "second")
             for ws in everyone:
                 if ws is not speaker:
-                    assert receive(ws) == f"{name}: first"
-                    assert receive(ws) == f"{name}: second"
+                    assert chat_receive(ws) == f"{name}: first"
+                    assert chat_receive(ws) == f"{name}: second"
         # And nothing else: each message arrived once. Every client hears the
         # room in order, so the next thing each hears is what is said next.
         name = say(one, "over")
         for ws in everyone:
             if ws is not one:
-                assert receive(ws) == f"{name}: over"
+                assert chat_receive(ws) == f"{name}: over"
 
 
 def test_a_session_made_by_one_worker_is_known_to_the_other(

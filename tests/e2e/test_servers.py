@@ -22,7 +22,15 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection
 
 from tests.helpers.apps.deploy_apps import SEND_AFTER_LEAVE_SECONDS, describe_close
-from tests.helpers.clients import TIMEOUT, chat_say, converse, http_get, receive, ws_connect
+from tests.helpers.clients import (
+    TIMEOUT,
+    chat_joined,
+    chat_say,
+    converse,
+    http_get,
+    receive,
+    ws_connect,
+)
 from tests.helpers.logs import quiet
 from tests.helpers.servers import REPO_ROOT, RunningServer, run_server
 from tests.helpers.support import captions_of_file
@@ -353,6 +361,7 @@ def test_close_codes_of_applications(setup: Setup, probe_server: RunningServer) 
 def test_chat_refuses_binary_messages_with_1003(setup: Setup, chat_server: RunningServer) -> None:
     mark = chat_server.mark()
     with ws_connect(f"{chat_server.ws_url}/chat") as ws:
+        chat_joined(ws)
         ws.send(b"\x00binary")
         seen = close_seen_by_client(ws)
     if expected(ROW_CODES, setup) == "sent":

@@ -24,7 +24,7 @@ from websockets.sync.client import ClientConnection
 import micropie.redis_sessions
 import micropie.sessions
 from micropie.sessions import InMemorySessionBackend, SessionBackend
-from tests.helpers.clients import TIMEOUT, chat_say, session_of, ws_connect
+from tests.helpers.clients import TIMEOUT, chat_receive, chat_say, session_of, ws_connect
 from tests.helpers.servers import (
     NGINX_COMMAND,
     REPO_ROOT,
@@ -106,7 +106,7 @@ def hearers(speaker: ClientConnection, others: list[ClientConnection], text: str
     heard = []
     for ws in others:
         try:
-            message = ws.recv(timeout=max(0.0, deadline - time.monotonic()))
+            message = chat_receive(ws, timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             heard.append(False)
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import re
 import socket
 import struct
@@ -22,6 +23,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 from websockets.uri import parse_uri
 
+from micropie.broadcast import is_message_id
 from tests.helpers.servers import RunningServer
 
 #: Seconds to wait for any one message, handshake or close that must come.
@@ -109,10 +111,46 @@ def chat_name(line: object, text: str) -> str:
     return match.group(1)
 
 
+def chat_joined(ws: ClientConnection, timeout: float = TIMEOUT) -> tuple[str, bool]:
+    """The chat example's first frame on a connection: where the client is
+    in the room, and whether it missed messages the room no longer keeps."""
+    data = json.loads(receive(ws, timeout))
+    assert set(data) == {"joined", "gap"} and is_message_id(data["joined"]), data
+    assert isinstance(data["gap"], bool), data
+    return data["joined"], data["gap"]
+
+
+def chat_message(frame: str | bytes) -> tuple[str, str]:
+    """The id and the line (``name: text``) of a message frame of the chat example."""
+    assert isinstance(frame, str), frame
+    data = json.loads(frame)
+    assert set(data) == {"id", "text"} and is_message_id(data["id"]), data
+    return data["id"], data["text"]
+
+
+def chat_receive(ws: ClientConnection, timeout: float = TIMEOUT) -> str:
+    """The next line a chat room sends (``name: text``).
+
+    The room example sends each line as a text frame. The chat example sends
+    JSON: :func:`chat_joined`'s frame as a connection starts (passed over
+    here), then :func:`chat_message`'s.
+    """
+    while True:
+        frame = receive(ws, timeout)
+        assert isinstance(frame, str), frame
+        if not frame.startswith("{"):
+            return frame
+        if '"joined"' in frame:
+            data = json.loads(frame)
+            assert set(data) == {"joined", "gap"} and is_message_id(data["joined"]), data
+            continue
+        return chat_message(frame)[1]
+
+
 def chat_say(ws: ClientConnection, text: str) -> str:
     """Send *text* to a chat room; return the sender's name, read from the echo it gets."""
     ws.send(text)
-    return chat_name(receive(ws), text)
+    return chat_name(chat_receive(ws), text)
 
 
 def converse(alice: ClientConnection, bob: ClientConnection) -> None:
@@ -120,13 +158,13 @@ def converse(alice: ClientConnection, bob: ClientConnection) -> None:
     and each message once (a member hears the room in order, so what the other says
     next is the next thing each hears)."""
     alice_name = chat_say(alice, "hi, I am alice")
-    assert receive(bob) == f"{alice_name}: hi, I am alice"
+    assert chat_receive(bob) == f"{alice_name}: hi, I am alice"
     bob_name = chat_say(bob, "hello alice")
-    assert receive(alice) == f"{bob_name}: hello alice"
+    assert chat_receive(alice) == f"{bob_name}: hello alice"
     assert chat_say(alice, "over") == alice_name
-    assert receive(bob) == f"{alice_name}: over"
+    assert chat_receive(bob) == f"{alice_name}: over"
     assert chat_say(bob, "out") == bob_name
-    assert receive(alice) == f"{bob_name}: out"
+    assert chat_receive(alice) == f"{bob_name}: out"
 
 
 def http_get(

@@ -7,6 +7,7 @@ import types
 import pytest
 
 from micropie import sessions
+from tests.helpers.broadcast import Kind
 from tests.helpers.support import FakeClock
 
 
@@ -16,3 +17,11 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(sessions, "time", types.SimpleNamespace(monotonic=fake.monotonic))
     return fake
+
+
+@pytest.fixture(params=["memory", "redis"])
+def kind(request: pytest.FixtureRequest) -> Kind:
+    """Each broadcast backend in turn; Redis is a real redis-server."""
+    if request.param == "redis":
+        return Kind("redis", request.getfixturevalue("redis_server").url)
+    return Kind("memory")

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,61 +16,13 @@ from micropie import App, ConnectionClosed, RedisUnavailable, WebSocket
 from micropie.broadcast import (
     Broadcast,
     BroadcastLost,
-    InMemoryBroadcastBackend,
     RedisBroadcastBackend,
     SubscriberTooSlow,
-    Subscription,
 )
 from micropie.testing import TestClient
+from tests.helpers.broadcast import TIMEOUT, Kind, channel_name, take
 from tests.helpers.redis import RedisServer, run_redis
 from tests.helpers.servers import free_port
-
-TIMEOUT = 5.0
-
-
-class Kind:
-    def __init__(self, name: str, request: pytest.FixtureRequest) -> None:
-        self.name = name
-        self.url = request.getfixturevalue("redis_server").url if name == "redis" else ""
-
-    def make(self, max_queue: int = 1000) -> Broadcast:
-        if self.name == "memory":
-            return Broadcast(InMemoryBroadcastBackend(), max_queue=max_queue)
-        return Broadcast(RedisBroadcastBackend(self.url), max_queue=max_queue)
-
-    def run(self, scenario: Callable[[Broadcast], Awaitable[Any]], max_queue: int = 1000) -> Any:
-        async def main() -> Any:
-            broadcast = self.make(max_queue)
-            await broadcast.connect()
-            try:
-                return await asyncio.wait_for(scenario(broadcast), 20)
-            finally:
-                await broadcast.disconnect()
-
-        return asyncio.run(main())
-
-
-@pytest.fixture(params=["memory", "redis"])
-def kind(request: pytest.FixtureRequest) -> Kind:
-    return Kind(request.param, request)
-
-
-def channel_name() -> str:
-    return f"test-{uuid.uuid4().hex}"
-
-
-async def take(subscription: Subscription, count: int) -> list[str]:
-    """The next *count* messages, failing if they do not come within TIMEOUT."""
-
-    async def collect() -> list[str]:
-        messages = []
-        async for message in subscription:
-            messages.append(message)
-            if len(messages) == count:
-                break
-        return messages
-
-    return await asyncio.wait_for(collect(), TIMEOUT)
 
 
 def test_messages_keep_their_order_per_channel(kind: Kind) -> None:

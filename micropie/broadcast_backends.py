@@ -141,8 +141,10 @@ class RedisBroadcastBackend(BroadcastBackend):
     told), and the backend reconnects by itself, waiting longer between tries
     up to *max_backoff* seconds. Until it has, ``publish`` and ``subscribe``
     raise :class:`BroadcastUnavailable` at once, never waiting; commands give
-    up after *timeout* seconds (for a client made from a URL). The outage is
-    logged once when it starts and once when it ends.
+    up after *timeout* seconds (for a client made from a URL). A connection
+    that has been quiet for *keepalive* seconds is pinged, so that one that
+    died without a word is found out within *keepalive* + *timeout* seconds.
+    The outage is logged once when it starts and once when it ends.
 
     With a *history*, each channel's last messages are kept in a Redis
     stream, published with their ids, so that a subscriber can resume from
@@ -160,6 +162,7 @@ class RedisBroadcastBackend(BroadcastBackend):
         timeout: float = 2.0,
         retry_after: float = 5.0,
         max_backoff: float = 5.0,
+        keepalive: float = 5.0,
         history: History | None = None,
     ) -> None:
         self._target = RedisTarget(redis)
@@ -169,6 +172,7 @@ class RedisBroadcastBackend(BroadcastBackend):
         self.timeout = timeout
         self.retry_after = retry_after
         self.max_backoff = max_backoff
+        self.keepalive = keepalive
         self.history = history
         self._kept: RedisHistory | None = None
         self._prefix_length = 0 if history is None else len(history.key_prefix)
@@ -277,37 +281,60 @@ class RedisBroadcastBackend(BroadcastBackend):
         await self._confirmed("unsubscribe", channel)
 
     async def _read(self) -> None:
+        # Redis sends nothing on a quiet channel, so a read that waited for
+        # good would never learn of a connection that died without a word
+        # (and redis-py before 8 gives such a read the command timeout, which
+        # a quiet channel would outlast). Reads give up after a second or so;
+        # *keepalive* seconds of silence are broken with a PING, and a PING
+        # left unanswered for *timeout* seconds is a lost connection.
+        loop = asyncio.get_running_loop()
+        poll = min(1.0, self.keepalive, self.timeout)
+        heard, quiet_since, pinged_at = False, loop.time(), None
         try:
             while True:
-                item = await self._pubsub.get_message(timeout=None)
-                if item is None:
+                item = await self._pubsub.get_message(timeout=poll)
+                if item is not None:
+                    heard = True
+                    self._handle(item)
                     continue
-                kind = item["type"]
-                channel = as_text(item["channel"])
-                if kind == "message":
-                    try:
-                        message = as_text(item["data"])
-                    except UnicodeDecodeError:
-                        # Not ours (a shared Redis): dropped, the channel goes on.
-                        logger.warning("a message on %r is not UTF-8 text; dropped", channel)
-                        continue
-                    if self._kept is None:
-                        self._deliver(channel, message)
-                    else:  # "<id> <message>" on the stream's channel
-                        message_id, _, message = message.partition(" ")
-                        self._deliver(channel[self._prefix_length :], message, message_id)
-                elif kind in ("subscribe", "unsubscribe"):
-                    waiters = self._confirmations.get(f"{kind}:{channel}")
-                    if waiters:
-                        waiter = waiters.popleft()
-                        if not waiter.done():
-                            waiter.set_result(None)
+                now = loop.time()
+                if heard:
+                    heard, quiet_since, pinged_at = False, now, None
+                elif pinged_at is not None:
+                    if now - pinged_at > self.timeout:
+                        raise TimeoutError(f"Redis did not answer a PING within {self.timeout} s")
+                elif now - quiet_since >= self.keepalive:
+                    await self._pubsub.ping()
+                    pinged_at = now
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             if self._reader is asyncio.current_task():  # not a newer reader's place
                 self._reader = None
             self._lost(exc)
+
+    def _handle(self, item: dict[str, Any]) -> None:
+        """One reply on the pub/sub connection: a message, a confirmation, or a pong."""
+        kind = item["type"]
+        channel = as_text(item["channel"])
+        if kind == "message":
+            try:
+                message = as_text(item["data"])
+            except UnicodeDecodeError:
+                # Not ours (a shared Redis): dropped, the channel goes on.
+                logger.warning("a message on %r is not UTF-8 text; dropped", channel)
+                return
+            if self._kept is None:
+                self._deliver(channel, message)
+            else:  # "<id> <message>" on the stream's channel
+                message_id, _, message = message.partition(" ")
+                self._deliver(channel[self._prefix_length :], message, message_id)
+        elif kind in ("subscribe", "unsubscribe"):
+            waiters = self._confirmations.get(f"{kind}:{channel}")
+            if waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _lost(self, error: BaseException) -> None:
         """The connection is gone: end every subscription, and reconnect in the background."""

@@ -33,3 +33,30 @@ def micropie_copy(directory: Path) -> Path:
         init.write(f"\n__version__ = {COPY_VERSION!r}\n")
         init.write(f"import sys\nprint({COPY_MARK!r}, file=sys.stderr, flush=True)\n")
     return directory
+
+
+#: The rows ``python -m benchmarks.fanout`` always measures (broadcaster's needs redis-py 7).
+FANOUT_ROWS = {
+    "micropie-memory",
+    "micropie-redis",
+    "micropie-redis-history",
+    "publish-redis",
+    "publish-redis-history",
+}
+
+
+def fanout_rates(output: str) -> dict[str, float]:
+    """The rate of each row of ``python -m benchmarks.fanout``'s table, checked: every
+    row it always measures is there, above zero, and broadcaster's is there or says why not."""
+    rates, skipped = {}, {}
+    for line in output.splitlines():
+        name, _, rest = line.partition(" ")
+        figure = rest.split()[0].replace(",", "") if rest.split() else ""
+        if figure.isdigit():
+            rates[name] = float(figure)
+        elif rest.strip().startswith("not run: "):
+            skipped[name] = rest.strip()
+    assert set(rates) >= FANOUT_ROWS, output
+    assert all(rate > 0 for rate in rates.values()), output
+    assert "broadcaster-redis" in rates or "broadcaster-redis" in skipped, output
+    return rates

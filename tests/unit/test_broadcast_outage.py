@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 
 import pytest
 
 from micropie import Unavailable
-from micropie.broadcast import Broadcast, BroadcastLost, BroadcastUnavailable
-from tests.helpers.redis import run_redis
+from micropie.broadcast import (
+    Broadcast,
+    BroadcastLost,
+    BroadcastUnavailable,
+    RedisBroadcastBackend,
+)
+from tests.helpers.redis import RedisServer, run_redis
 
 pytest.importorskip("redis")
 
@@ -99,3 +106,53 @@ def test_a_message_that_is_not_utf8_is_dropped_and_the_channel_goes_on(
         assert asyncio.run(scenario(server.url)) == ["still here"]
     assert "a message on 'room' is not UTF-8 text; dropped" in caplog.text
     assert "cannot be reached" not in caplog.text  # no outage was made of it
+
+
+def test_a_quiet_subscription_outlives_the_command_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A channel nobody speaks on for longer than *timeout* is not an outage
+    (redis-py before 8 gives a waiting read the command timeout)."""
+
+    async def scenario(url: str) -> list[str]:
+        backend = RedisBroadcastBackend(url, timeout=0.3, keepalive=0.4)
+        broadcast = Broadcast(backend)
+        await broadcast.connect()
+        try:
+            async with broadcast.subscribe("room") as room:
+                await asyncio.sleep(1.5)  # quiet: pinged, and the pong heard
+                await broadcast.publish("room", "after the quiet")
+                return [await asyncio.wait_for(anext(room), WAIT)]
+        finally:
+            await broadcast.disconnect()
+
+    with caplog.at_level(logging.WARNING, logger="micropie"), run_redis() as server:
+        assert asyncio.run(scenario(server.url)) == ["after the quiet"]
+    assert "cannot be reached" not in caplog.text
+
+
+def test_a_redis_that_stops_answering_ends_the_subscriptions() -> None:
+    """Redis frozen (a hung host, a network that drops packets): no error
+    comes, only silence. The keepalive's unanswered PING ends every
+    subscription, so that no client is left deaf."""
+
+    async def scenario(server: RedisServer) -> float:
+        backend = RedisBroadcastBackend(server.url, timeout=0.5, keepalive=0.5)
+        broadcast = Broadcast(backend)
+        await broadcast.connect()
+        try:
+            async with broadcast.subscribe("room") as room:
+                os.kill(server.process.pid, signal.SIGSTOP)
+                try:
+                    started = time.monotonic()
+                    with pytest.raises(BroadcastLost, match="did not answer a PING"):
+                        await asyncio.wait_for(anext(room), WAIT)
+                    return time.monotonic() - started
+                finally:
+                    os.kill(server.process.pid, signal.SIGCONT)
+        finally:
+            await broadcast.disconnect()
+
+    with run_redis() as server:
+        found_out = asyncio.run(scenario(server))
+    assert found_out < 0.5 + 0.5 + 1.0  # keepalive + timeout, and a read's wait

@@ -154,6 +154,16 @@ class RedisTarget:
                 "'/', '?', '#' or '@' in the user name or password"
             ) from None
 
+    async def close(self, client: Any) -> None:
+        """Close *client* if it is ours (made from the URL), and the
+        connections to the sentinels that found its server, if any."""
+        if not self.owned:
+            return
+        await client.aclose()
+        manager = getattr(client.connection_pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            await sentinel.aclose()
+
     @staticmethod
     def errors() -> tuple[type[BaseException], ...]:
         """What a command raises when the server cannot be reached or does not answer."""

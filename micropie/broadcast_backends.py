@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from micropie._redis import Outage, RedisTarget, RedisUnavailable, as_text
+from micropie._redis import Outage, RedisTarget, RedisUnavailable, as_text, import_redis
 from micropie.broadcast_history import History, MemoryHistory, RedisHistory, Replay
 from micropie.unavailable import Unavailable
 
@@ -141,10 +141,12 @@ class RedisBroadcastBackend(BroadcastBackend):
     told), and the backend reconnects by itself, waiting longer between tries
     up to *max_backoff* seconds. Until it has, ``publish`` and ``subscribe``
     raise :class:`BroadcastUnavailable` at once, never waiting; commands give
-    up after *timeout* seconds (for a client made from a URL). A connection
-    that has been quiet for *keepalive* seconds is pinged, so that one that
-    died without a word is found out within *keepalive* + *timeout* seconds.
-    The outage is logged once when it starts and once when it ends.
+    up after *timeout* seconds (for a client made from a URL), and a
+    ``publish`` that does raises :class:`BroadcastUnavailable` by itself,
+    leaving the subscriptions be. The subscriptions' connection is pinged
+    after *keepalive* seconds of quiet, so that one that died without a
+    word is found out within *keepalive* + *timeout* seconds. The outage is
+    logged once when it starts and once when it ends.
 
     With a *history*, each channel's last messages are kept in a Redis
     stream, published with their ids, so that a subscriber can resume from
@@ -177,6 +179,7 @@ class RedisBroadcastBackend(BroadcastBackend):
         self._kept: RedisHistory | None = None
         self._prefix_length = 0 if history is None else len(history.key_prefix)
         self._errors = self._target.errors()
+        self._timeouts = (import_redis().TimeoutError, TimeoutError, asyncio.TimeoutError)
         self._client: Any = None
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -192,8 +195,7 @@ class RedisBroadcastBackend(BroadcastBackend):
         try:
             await self._target.ping(client, self.check_timeout)
         except BaseException:
-            if self._target.owned:
-                await client.aclose()
+            await self._target.close(client)
             raise
         self._client = client
         self._pubsub = client.pubsub()
@@ -208,8 +210,8 @@ class RedisBroadcastBackend(BroadcastBackend):
                     await task
         self._reader = self._reconnecting = None
         await self._close_pubsub()
-        if self._client is not None and self._target.owned:
-            await self._client.aclose()
+        if self._client is not None:
+            await self._target.close(self._client)
         self._client = None
         self._outage = Outage(self._outage.what)
         self._cancel_confirmations(None)
@@ -237,8 +239,7 @@ class RedisBroadcastBackend(BroadcastBackend):
                 return await self._kept.add(channel, message)
             await self._client.publish(channel, message)
         except self._errors as exc:
-            self._lost(exc)
-            raise self._unavailable() from exc
+            raise self._command_failed(exc) from exc
         return None
 
     async def replay(self, channel: str, since: str | None, limit: int) -> Replay:
@@ -248,8 +249,16 @@ class RedisBroadcastBackend(BroadcastBackend):
         try:
             return await self._kept.replay(channel, since, limit)
         except self._errors as exc:
-            self._lost(exc)
-            raise self._unavailable() from exc
+            raise self._command_failed(exc) from exc
+
+    def _command_failed(self, error: BaseException) -> BroadcastUnavailable:
+        """What a publish or a replay that failed with *error* raises. A lost
+        connection ends every subscription; a slow answer (a busy Redis) fails
+        this call only: the subscriptions' own connection may be fine, and the
+        keepalive finds out if it is not."""
+        if not isinstance(error, self._timeouts):
+            self._lost(error)
+        return self._unavailable()
 
     def _wire(self, channel: str) -> str:
         """The pub/sub channel that carries *channel*."""

@@ -84,8 +84,7 @@ class RedisSessionBackend(SessionBackend):
 
     async def aclose(self) -> None:
         """Close the connections of a client this backend made from a URL."""
-        if self._target.owned:
-            await self.client.aclose()
+        await self._target.close(self.client)
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
         try:

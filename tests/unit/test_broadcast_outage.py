@@ -156,3 +156,31 @@ def test_a_redis_that_stops_answering_ends_the_subscriptions() -> None:
     with run_redis() as server:
         found_out = asyncio.run(scenario(server))
     assert found_out < 0.5 + 0.5 + 1.0  # keepalive + timeout, and a read's wait
+
+
+def test_a_publish_that_times_out_fails_alone() -> None:
+    """A Redis too busy to answer in time fails that publish, at once and
+    with BroadcastUnavailable, and ends no subscription."""
+
+    async def scenario(server: RedisServer) -> list[str]:
+        backend = RedisBroadcastBackend(server.url, timeout=0.3, keepalive=30.0)
+        broadcast = Broadcast(backend)
+        await broadcast.connect()
+        try:
+            async with broadcast.subscribe("room") as room:
+                os.kill(server.process.pid, signal.SIGSTOP)
+                try:
+                    started = time.monotonic()
+                    with pytest.raises(BroadcastUnavailable):
+                        await broadcast.publish("room", "lost in the crowd")
+                    assert time.monotonic() - started < 1.0
+                finally:
+                    os.kill(server.process.pid, signal.SIGCONT)
+                assert await broadcast.ready()
+                await broadcast.publish("room", "heard")
+                return [await asyncio.wait_for(anext(room), WAIT)]
+        finally:
+            await broadcast.disconnect()
+
+    with run_redis() as server:
+        assert asyncio.run(scenario(server)) == ["heard"]

@@ -23,7 +23,7 @@ from micropie.redis_sessions import RedisSessionBackend
 from micropie.sessions import InMemorySessionBackend, SessionBackend
 from micropie.testing import TestClient
 from tests.helpers.apps.session_apps import SessionWebApp
-from tests.helpers.redis import RedisServer
+from tests.helpers.redis import RedisServer, run_sentinel_group
 from tests.helpers.servers import free_port
 
 Scenario = Callable[[SessionBackend], Awaitable[Any]]
@@ -333,3 +333,35 @@ def test_a_sentinel_url_names_its_sentinels_without_the_password() -> None:
     kwargs = backend.client.connection_pool.connection_kwargs
     assert (kwargs["db"], kwargs["password"]) == (2, "s3cret")
     assert backend.client.connection_pool.service_name == "svc"
+
+
+def test_backends_on_a_sentinel_url_close_what_they_opened() -> None:
+    """Both backends ask the sentinel where the primary is; closing them
+    closes those connections too, not only the primary's."""
+    import redis
+
+    from micropie.broadcast import Broadcast
+
+    with run_sentinel_group() as group:
+        sentinel = redis.Redis(port=group.sentinel_port, socket_timeout=5)
+
+        def clients_of_sentinel() -> int:
+            return int(sentinel.info("clients")["connected_clients"])
+
+        async def scenario() -> tuple[int, int]:
+            sessions = RedisSessionBackend(group.url)
+            broadcast = Broadcast.from_url(group.url)
+            await sessions.save("s", {"name": "ada"})
+            assert await sessions.load("s") == {"name": "ada"}
+            await broadcast.connect()
+            await broadcast.publish("room", "hello")
+            during = clients_of_sentinel()
+            await sessions.aclose()
+            await broadcast.disconnect()
+            return during, clients_of_sentinel()
+
+        with sentinel:
+            before = clients_of_sentinel()
+            during, after = asyncio.run(scenario())
+        assert during > before
+        assert after == before

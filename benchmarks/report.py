@@ -12,6 +12,8 @@ E2E = "e2e_echo"
 #: Each workload: its title, and what one operation is.
 WORKLOADS = {
     "ws_text": ("Text echo, in process", "message"),
+    "ws_text_2_3": ("Text echo, ASGI 2.3 (hypercorn, granian), in process", "message"),
+    "ws_text_2_0": ("Text echo, ASGI 2.0 (daphne), in process", "message"),
     "ws_binary": ("Binary echo (16 KiB), in process", "message"),
     "ws_handshake": ("Handshake with a session cookie, in process", "handshake"),
     "http_json": ("HTTP GET returning JSON, in process", "request"),

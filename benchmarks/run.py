@@ -39,7 +39,14 @@ QUICK_OUTPUT = REPO_ROOT / "build" / "benchmarks"
 #: both sides of the comparison run the same server.
 SERVER_PACKAGES = ("uvicorn", "websockets", "uvloop", "httptools")
 #: The in-process workloads, and how many operations each times by default.
-IN_PROCESS = {"ws_text": 100_000, "ws_binary": 100_000, "ws_handshake": 10_000, "http_json": 50_000}
+IN_PROCESS = {
+    "ws_text": 100_000,
+    "ws_text_2_3": 100_000,
+    "ws_text_2_0": 100_000,
+    "ws_binary": 100_000,
+    "ws_handshake": 10_000,
+    "http_json": 50_000,
+}
 WORKLOADS = (*IN_PROCESS, report.E2E)
 CLIENT_MESSAGES = 2000  # per end-to-end client
 #: The options that results.json keeps, as its "settings".
@@ -228,6 +235,21 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+#: What the published figures depend on: a change here unpublished makes them unreproducible.
+MEASURED_PATHS = ("micropie", "benchmarks")
+
+
+def uncommitted(source: Path = REPO_ROOT) -> list[str]:
+    """The files under MEASURED_PATHS that differ from the commit, as git's short status
+    lines: none when the tree is clean (or *source* is no git checkout)."""
+    command = ["git", "-C", str(source), "status", "--porcelain", "--", *MEASURED_PATHS]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return done.stdout.splitlines()
+
+
 def collect_versions(frameworks: dict[str, str | None], source: Path) -> dict[str, Any]:
     """The frameworks' versions (as their processes reported them), the server's, git's."""
     git = ["git", "-C", str(source)]
@@ -350,6 +372,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.write_all(results, output)
         return 0
     command = shlex.join(["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)])
+    if output == DEFAULT_OUTPUT and not args.profile and (changed := uncommitted()):
+        print(
+            f"benchmark refused: the published figures ({DEFAULT_OUTPUT.relative_to(REPO_ROOT)}) "
+            "come from a clean commit, and these files differ from it:\n  "
+            + "\n  ".join(changed)
+            + "\ncommit them (or stash them), or measure into another directory with "
+            "--output-dir or --quick",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if "pypi-micropie" in args.frameworks:
             ensure_pypi_venv()

@@ -46,11 +46,13 @@ _WS_GONE: Message = {"type": "websocket.disconnect", "code": 1000, "reason": ""}
 _HTTP_GONE: Message = {"type": "http.disconnect"}
 
 
-def scope(kind: str, path: str) -> dict[str, Any]:
-    """A ``websocket`` or ``http`` (GET) scope for *path*."""
+def scope(kind: str, path: str, spec: str | None = "2.4") -> dict[str, Any]:
+    """A ``websocket`` or ``http`` (GET) scope for *path*, announcing ASGI *spec*
+    (None: no spec_version, which means 2.0)."""
     ws = kind == "websocket"
+    asgi = {"version": "3.0", **({"spec_version": spec} if spec else {})}
     return {
-        "type": kind, "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+        "type": kind, "asgi": asgi, "http_version": "1.1",
         "scheme": "ws" if ws else "http", "server": ("127.0.0.1", 8000),
         "client": ("127.0.0.1", 51234), "root_path": "", "path": path,
         "raw_path": path.encode(), "query_string": b"", "state": {},
@@ -159,10 +161,15 @@ def http_json(size: int) -> Script:
 
 WORKLOADS: dict[str, Callable[[int], Script]] = {
     "ws_text": functools.partial(echo, "text", TEXT_PAYLOAD),
+    # The same echo as hypercorn and granian announce themselves, and as daphne does.
+    "ws_text_2_3": functools.partial(echo, "text", TEXT_PAYLOAD),
+    "ws_text_2_0": functools.partial(echo, "text", TEXT_PAYLOAD),
     "ws_binary": functools.partial(echo, "bytes", BINARY_PAYLOAD),
     "ws_handshake": handshake,
     "http_json": http_json,
 }
+#: The ASGI spec version each workload's scopes announce, where it is not 2.4.
+SPECS: dict[str, str | None] = {"ws_text_2_3": "2.3", "ws_text_2_0": None}
 
 
 def trial(app: ASGIApp, workload: str, size: int, check_all: bool = True) -> Trial:
@@ -171,7 +178,7 @@ def trial(app: ASGIApp, workload: str, size: int, check_all: bool = True) -> Tri
     kind, path, inbound, check = WORKLOADS[workload](size)
     final, keep = _WS_GONE if kind == "websocket" else _HTTP_GONE, check_all or len(inbound) > 1
     connections = [Connection(messages, final, keep) for messages in inbound]
-    scopes = [scope(kind, path) for _ in connections]
+    scopes = [scope(kind, path, SPECS.get(workload, "2.4")) for _ in connections]
 
     async def run() -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.process_time()

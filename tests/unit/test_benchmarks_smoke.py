@@ -17,6 +17,7 @@ import dataclasses
 import importlib.util
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -237,3 +238,36 @@ def test_a_wrong_answer_fails_the_benchmark(workload: str, app: Any, check_all: 
     asyncio.run(timed())
     with pytest.raises(harness.BenchmarkError):
         check()
+
+
+def test_the_published_figures_are_refused_from_a_changed_tree(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import benchmarks.run
+
+    written: list[Path] = []
+    monkeypatch.setattr(benchmarks.run, "uncommitted", lambda: [" M micropie/app.py"])
+    monkeypatch.setattr(report, "write_all", lambda results, output: written.append(output))
+    assert main(["--workloads", "ws_text", "--frameworks", "raw"]) == 2
+    error = capsys.readouterr().err
+    assert "come from a clean commit" in error and " M micropie/app.py" in error
+    assert written == []
+
+
+def test_a_change_to_what_is_measured_counts_as_uncommitted(tmp_path: Path) -> None:
+    from benchmarks.run import uncommitted
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "micropie").mkdir()
+    (tmp_path / "micropie" / "app.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("readme\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    assert uncommitted(tmp_path) == []
+    (tmp_path / "README.md").write_text("changed, but not measured\n")
+    assert uncommitted(tmp_path) == []
+    (tmp_path / "micropie" / "app.py").write_text("x = 2\n")
+    assert uncommitted(tmp_path) == [" M micropie/app.py"]

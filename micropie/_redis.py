@@ -46,6 +46,9 @@ def import_redis() -> Any:
     return redis_asyncio
 
 
+#: The most connections a client made from a URL opens (per process).
+MAX_CONNECTIONS = 100
+
 #: A primary found through Redis Sentinel:
 #: ``redis+sentinel://[:password@]host:port[,host:port...]/service[/db]``.
 SENTINEL_SCHEME = "redis+sentinel://"
@@ -138,14 +141,25 @@ class RedisTarget:
 
     def client(self, timeout: float | None = None) -> Any:
         """The user's client, or a new one for the URL whose connects and
-        commands give up after *timeout* seconds."""
+        commands give up after *timeout* seconds.
+
+        Its pool holds at most MAX_CONNECTIONS connections, and a command
+        that finds them all busy waits up to *timeout* for one, rather than
+        fail: a crowd of clients at once (all the pages of a restarted
+        server, say) is not an outage.
+        """
         if self._url is None:
             return self._client
         if self._url.startswith(SENTINEL_SCHEME):
             return _sentinel_client(self._url, timeout)
+        redis_asyncio = import_redis()
         try:
-            return import_redis().from_url(
-                self._url, socket_timeout=timeout, socket_connect_timeout=timeout
+            pool = redis_asyncio.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=MAX_CONNECTIONS,
+                timeout=timeout,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
             )
         except ValueError:
             # redis-py's message may quote part of a password: say it our way.
@@ -153,13 +167,14 @@ class RedisTarget:
                 f"{self.where}: not a Redis URL that can be read; percent-encode any "
                 "'/', '?', '#' or '@' in the user name or password"
             ) from None
+        return redis_asyncio.Redis(connection_pool=pool)
 
     async def close(self, client: Any) -> None:
         """Close *client* if it is ours (made from the URL), and the
         connections to the sentinels that found its server, if any."""
         if not self.owned:
             return
-        await client.aclose()
+        await client.aclose(close_connection_pool=True)
         manager = getattr(client.connection_pool, "sentinel_manager", None)
         for sentinel in getattr(manager, "sentinels", ()):
             await sentinel.aclose()

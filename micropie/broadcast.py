@@ -69,8 +69,8 @@ class SubscriberTooSlow(Exception):
         self.channel = channel
 
 
-#: A message and its id (None without a history), as a subscription queues it.
-Entry = tuple[str | None, str]
+#: A message, its id and the id's sort key (None, None without a history).
+Entry = tuple[str | None, str, tuple[int, int] | None]
 
 
 class Subscription:
@@ -96,6 +96,10 @@ class Subscription:
         self._closed = False
         # Live messages that arrive while the history is read, merged after it.
         self._held: list[Entry] | None = None
+        # The key of the newest message queued: with a history, the live copy
+        # of a message the replay already gave can come later (another
+        # connection), and must not be queued twice.
+        self._newest = (0, 0)
 
     def _put(self, entry: Entry) -> bool:
         """Queue *entry*; False, and the subscription ends, if the queue is full."""
@@ -104,6 +108,11 @@ class Subscription:
         if self._held is not None:
             self._held.append(entry)
             return True
+        key = entry[2]
+        if key is not None:
+            if key <= self._newest:
+                return True  # queued already, from the history
+            self._newest = key
         if len(self._messages) >= self.max_queue:
             self._fail(SubscriberTooSlow(self.channel, self.max_queue))
             return False
@@ -111,17 +120,21 @@ class Subscription:
         self._wakeup.set()
         return True
 
-    def _catch_up(self, replay: Replay) -> None:
+    def _catch_up(self, replay: Replay, since: str | None) -> None:
         """Queue the messages *replay* holds, then those held meanwhile, each once, in order."""
         held, self._held = self._held or [], None
-        self.last_id, self.gap = replay.last_id, replay.gap
-        newest = message_key(replay.last_id)
-        for entry in itertools.chain(replay.entries, held):
-            key = message_key(entry[0])  # type: ignore[arg-type]
-            if key > newest:  # the history and the live messages overlap
-                if not self._put(entry):
-                    return
-                newest = key
+        newest = message_key(replay.newest)
+        # A since beyond the newest message (a clock ahead, a made-up id)
+        # starts at the newest: it must not silence what comes next.
+        if since is None or message_key(since) >= newest:
+            self.last_id, self._newest = replay.newest, newest
+        else:
+            self.last_id, self._newest = since, message_key(since)
+        self.gap = replay.gap
+        replayed = ((i, message, message_key(i)) for i, message in replay.entries)
+        for entry in itertools.chain(replayed, held):
+            if not self._put(entry):
+                return
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
@@ -143,8 +156,9 @@ class Subscription:
     async def __anext__(self) -> str:
         while True:
             if self._messages:
-                self.last_id, message = self._messages.popleft()
-                return message
+                entry = self._messages.popleft()
+                self.last_id = entry[0]
+                return entry[1]
             if self._error is not None:
                 raise self._error
             if self._closed:
@@ -274,7 +288,7 @@ class Broadcast:
         try:
             if history is not None:
                 limit = self.max_queue + 1  # one more than fits tells a subscriber it fell behind
-                subscription._catch_up(await self.backend.replay(channel, since, limit))
+                subscription._catch_up(await self.backend.replay(channel, since, limit), since)
             yield subscription
         finally:
             subscription._close()
@@ -301,7 +315,14 @@ class Broadcast:
         members = self._channels.get(channel)
         if not members:
             return
-        entry = (message_id, message)
+        if message_id is None:
+            entry: Entry = (None, message, None)
+        else:
+            try:
+                entry = (message_id, message, message_key(message_id))
+            except ValueError:  # not ours (a shared Redis): dropped, the channel goes on
+                logger.warning("a message on %r has no message id; dropped", channel)
+                return
         for subscription in list(members):
             if not subscription._put(entry):
                 members.discard(subscription)  # too slow: dropped, the others go on

@@ -7,11 +7,12 @@ import abc
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from micropie._redis import Outage, RedisTarget, RedisUnavailable, as_text, import_redis
+from micropie._redis import Outage, RedisTarget, RedisUnavailable, as_text
 from micropie.broadcast_history import History, MemoryHistory, RedisHistory, Replay
 from micropie.unavailable import Unavailable
 
@@ -145,8 +146,9 @@ class RedisBroadcastBackend(BroadcastBackend):
     ``publish`` that does raises :class:`BroadcastUnavailable` by itself,
     leaving the subscriptions be. The subscriptions' connection is pinged
     after *keepalive* seconds of quiet, so that one that died without a
-    word is found out within *keepalive* + *timeout* seconds. The outage is
-    logged once when it starts and once when it ends.
+    word is found out within *keepalive* + *timeout* seconds, and at most
+    two more. The outage is logged once when it starts and once when it
+    ends.
 
     With a *history*, each channel's last messages are kept in a Redis
     stream, published with their ids, so that a subscriber can resume from
@@ -177,9 +179,10 @@ class RedisBroadcastBackend(BroadcastBackend):
         self.keepalive = keepalive
         self.history = history
         self._kept: RedisHistory | None = None
-        self._prefix_length = 0 if history is None else len(history.key_prefix)
         self._errors = self._target.errors()
-        self._timeouts = (import_redis().TimeoutError, TimeoutError, asyncio.TimeoutError)
+        # The user's channel of each pub/sub channel this backend subscribed to,
+        # by the name Redis gives back: no decoding per message.
+        self._channel_of: dict[bytes | str, str] = {}
         self._client: Any = None
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -239,7 +242,7 @@ class RedisBroadcastBackend(BroadcastBackend):
                 return await self._kept.add(channel, message)
             await self._client.publish(channel, message)
         except self._errors as exc:
-            raise self._command_failed(exc) from exc
+            raise self._unavailable() from exc  # this call only: see _lost
         return None
 
     async def replay(self, channel: str, since: str | None, limit: int) -> Replay:
@@ -249,23 +252,16 @@ class RedisBroadcastBackend(BroadcastBackend):
         try:
             return await self._kept.replay(channel, since, limit)
         except self._errors as exc:
-            raise self._command_failed(exc) from exc
-
-    def _command_failed(self, error: BaseException) -> BroadcastUnavailable:
-        """What a publish or a replay that failed with *error* raises. A lost
-        connection ends every subscription; a slow answer (a busy Redis) fails
-        this call only: the subscriptions' own connection may be fine, and the
-        keepalive finds out if it is not."""
-        if not isinstance(error, self._timeouts):
-            self._lost(error)
-        return self._unavailable()
+            raise self._unavailable() from exc  # this call only: see _lost
 
     def _wire(self, channel: str) -> str:
         """The pub/sub channel that carries *channel*."""
         return channel if self._kept is None else self._kept.stream(channel)
 
     async def _confirmed(self, command: str, channel: str) -> None:
-        channel = self._wire(channel)
+        user_channel, channel = channel, self._wire(channel)
+        if command == "subscribe":
+            self._channel_of[channel] = self._channel_of[channel.encode()] = user_channel
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations.setdefault(f"{command}:{channel}", deque()).append(waiter)
         try:
@@ -293,12 +289,15 @@ class RedisBroadcastBackend(BroadcastBackend):
         # Redis sends nothing on a quiet channel, so a read that waited for
         # good would never learn of a connection that died without a word
         # (and redis-py before 8 gives such a read the command timeout, which
-        # a quiet channel would outlast). Reads give up after a second or so;
+        # a quiet channel would outlast). Reads give up after *poll* seconds;
         # *keepalive* seconds of silence are broken with a PING, and a PING
-        # left unanswered for *timeout* seconds is a lost connection.
+        # that as many reads as *timeout* lasts find unanswered is a lost
+        # connection. Reads are counted, not seconds: after the event loop
+        # stalled, the answer may be waiting, unread, and the next read has it.
         loop = asyncio.get_running_loop()
         poll = min(1.0, self.keepalive, self.timeout)
-        heard, quiet_since, pinged_at = False, loop.time(), None
+        patience = max(1, math.ceil(self.timeout / poll))
+        heard, quiet_since, unanswered = False, loop.time(), -1
         try:
             while True:
                 item = await self._pubsub.get_message(timeout=poll)
@@ -306,15 +305,15 @@ class RedisBroadcastBackend(BroadcastBackend):
                     heard = True
                     self._handle(item)
                     continue
-                now = loop.time()
                 if heard:
-                    heard, quiet_since, pinged_at = False, now, None
-                elif pinged_at is not None:
-                    if now - pinged_at > self.timeout:
+                    heard, quiet_since, unanswered = False, loop.time(), -1
+                elif unanswered >= 0:
+                    unanswered += 1
+                    if unanswered > patience:
                         raise TimeoutError(f"Redis did not answer a PING within {self.timeout} s")
-                elif now - quiet_since >= self.keepalive:
+                elif loop.time() - quiet_since >= self.keepalive:
                     await self._pubsub.ping()
-                    pinged_at = now
+                    unanswered = 0
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -325,8 +324,10 @@ class RedisBroadcastBackend(BroadcastBackend):
     def _handle(self, item: dict[str, Any]) -> None:
         """One reply on the pub/sub connection: a message, a confirmation, or a pong."""
         kind = item["type"]
-        channel = as_text(item["channel"])
         if kind == "message":
+            channel = self._channel_of.get(item["channel"])
+            if channel is None:
+                return  # from a channel left meanwhile: nobody here wants it
             try:
                 message = as_text(item["data"])
             except UnicodeDecodeError:
@@ -337,8 +338,9 @@ class RedisBroadcastBackend(BroadcastBackend):
                 self._deliver(channel, message)
             else:  # "<id> <message>" on the stream's channel
                 message_id, _, message = message.partition(" ")
-                self._deliver(channel[self._prefix_length :], message, message_id)
+                self._deliver(channel, message, message_id)
         elif kind in ("subscribe", "unsubscribe"):
+            channel = as_text(item["channel"])
             waiters = self._confirmations.get(f"{kind}:{channel}")
             if waiters:
                 waiter = waiters.popleft()
@@ -346,12 +348,17 @@ class RedisBroadcastBackend(BroadcastBackend):
                     waiter.set_result(None)
 
     def _lost(self, error: BaseException) -> None:
-        """The connection is gone: end every subscription, and reconnect in the background."""
+        """The subscriptions' connection is gone: end every subscription, and
+        reconnect in the background. Only that connection's failures come
+        here: a publish that fails (a busy Redis, no free connection in a
+        crowd of clients) fails alone, and the reader finds out by itself
+        whether Redis is gone."""
         meanwhile = "subscriptions end with BroadcastLost, publish() raises BroadcastUnavailable"
         if not self._outage.begin(error, meanwhile):
             return
         lost = BroadcastLost(f"lost the Redis broadcast connection to {self.where}: {error}")
         self._cancel_confirmations(self._unavailable())  # a subscribe() under way
+        self._channel_of.clear()
         self._fail(lost)
         self._reconnecting = asyncio.create_task(self._reconnect())
 

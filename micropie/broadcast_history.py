@@ -8,7 +8,10 @@ form for :class:`MemoryHistory`, so that they order the same way.
 A resume from id *X* is complete when *X* is still held: the messages after
 it are all there. Each history keeps one message beyond its bounds, so that
 a subscriber that missed exactly as many messages as the history holds
-still resumes without a gap.
+still resumes without a gap. A channel nothing was published on yet gets an
+origin, an id of its own that no other history has (a marker entry in the
+Redis stream), so that a subscriber that joined it empty also knows whether
+what followed is still held; ``"0-0"`` is never a position.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import bisect
 import itertools
 import logging
 import re
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -25,7 +29,6 @@ from typing import Any, NamedTuple
 from micropie._redis import as_text
 
 __all__ = [
-    "FIRST_ID",
     "History",
     "MemoryHistory",
     "RedisHistory",
@@ -35,10 +38,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("micropie")
-
-#: The position of a channel nothing was published on yet: a resume from it
-#: replays everything the history holds.
-FIRST_ID = "0-0"
 
 _ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 # Redis reads a stream id as two unsigned 64-bit numbers, and the exclusive
@@ -67,6 +66,13 @@ def is_message_id(value: object) -> bool:
     return True
 
 
+# The sequence numbers of in-memory origins: below those of messages.
+_ORIGINS = 2**40
+# Bounds that Redis and the Lua scripts' numbers (doubles) take exactly.
+_MOST = 1_000_000_000
+_LONGEST = 10 * 365 * 24 * 3600
+
+
 @dataclass(frozen=True)
 class History:
     """How much of each channel a broadcast keeps, so that a subscriber can
@@ -87,14 +93,18 @@ class History:
     def __post_init__(self) -> None:
         if self.max_length is None and self.max_age is None:
             raise ValueError("bound the history: give max_length, max_age or both")
-        if self.max_length is not None and (
-            not isinstance(self.max_length, int) or self.max_length < 1
+        length, age = self.max_length, self.max_age
+        if length is not None and (
+            not isinstance(length, int) or isinstance(length, bool) or not 1 <= length <= _MOST
         ):
             raise ValueError(
-                f"max_length must be a whole number of at least 1, got {self.max_length!r}"
+                f"max_length must be a whole number from 1 to {_MOST:,}, got {length!r}"
             )
-        if self.max_age is not None and not self.max_age > 0:
-            raise ValueError(f"max_age must be a number of seconds above 0, got {self.max_age!r}")
+        if age is not None and not (isinstance(age, (int, float)) and 0 < age <= _LONGEST):
+            raise ValueError(
+                f"max_age must be a number of seconds above 0 and at most {_LONGEST:,} "
+                f"(ten years), got {age!r}"
+            )
 
 
 class Replay(NamedTuple):
@@ -102,8 +112,8 @@ class Replay(NamedTuple):
 
     #: (id, message) pairs after *since*, oldest first.
     entries: list[tuple[str, str]]
-    #: Where the subscription starts: *since*, or the newest id when there was none.
-    last_id: str
+    #: The newest id the history holds (the channel's origin while it holds no message).
+    newest: str
     #: True when messages after *since* are no longer held: the subscriber missed some.
     gap: bool
 
@@ -126,7 +136,12 @@ class MemoryHistory:
     def __init__(self, history: History) -> None:
         self.history = history
         self._channels: dict[str, _ChannelHistory] = {}
-        self._last = (0, 0)
+        # The origin of every channel here: this history's own, since another
+        # process's (a restarted one) holds none of these messages. Message
+        # ids come after any origin made in the same millisecond.
+        started = time.time_ns() // 1_000_000
+        self._origin = f"{started}-{secrets.randbelow(_ORIGINS)}"
+        self._last = (started, _ORIGINS)
 
     def add(self, channel: str, message: str) -> str:
         """Keep *message*; its new id."""
@@ -158,17 +173,18 @@ class MemoryHistory:
     def replay(self, channel: str, since: str | None, limit: int) -> Replay:
         kept = self._channels.get(channel)
         entries = kept.entries if kept is not None else deque()
+        newest = entries[-1][1] if entries else self._origin
         if since is None:
-            return Replay([], entries[-1][1] if entries else FIRST_ID, False)
+            return Replay([], newest, False)
         key = message_key(since)
         keys = [entry[0] for entry in entries]
         start = bisect.bisect_right(keys, key)
-        if since == FIRST_ID:
+        if since == self._origin:
             held = kept is None or not kept.trimmed
         else:
             held = start > 0 and keys[start - 1] == key
         after = itertools.islice(entries, start, start + limit)
-        return Replay([(entry[1], entry[2]) for entry in after], since, not held)
+        return Replay([(entry[1], entry[2]) for entry in after], newest, not held)
 
 
 # Append, trim (keeping one message beyond each bound), and publish the id
@@ -182,10 +198,12 @@ end
 if ARGV[3] ~= '' then
   local now = redis.call('TIME')
   local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
-  local before = '(' .. string.format('%d', cutoff) .. '-0'
-  local older = redis.call('XREVRANGE', key, before, '-', 'COUNT', 1)
-  if #older > 0 then
-    redis.call('XTRIM', key, 'MINID', older[1][1])
+  if cutoff > 0 then
+    local before = '(' .. string.format('%d', cutoff) .. '-0'
+    local older = redis.call('XREVRANGE', key, before, '-', 'COUNT', 1)
+    if #older > 0 then
+      redis.call('XTRIM', key, 'MINID', older[1][1])
+    end
   end
 end
 redis.call('PUBLISH', key, id .. ' ' .. message)
@@ -193,29 +211,23 @@ return id
 """
 
 # {held, entries after since, newest id}; held is 1 when since is still in
-# the stream (or is FIRST_ID and nothing was ever trimmed).
+# the stream. An empty stream gets its origin: a marker entry, never
+# delivered, whose id a subscriber that joined it empty resumes from.
 _REPLAY = """
 local key, since, limit = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-local last = '0-0'
+local last
 if #newest > 0 then
   last = newest[1][1]
+else
+  last = redis.call('XADD', key, '*', 'origin', '')
 end
 if since == '' then
   return {1, {}, last}
 end
 local held = 0
-if #newest == 0 then
-  if since == '0-0' then held = 1 end
-elseif #redis.call('XRANGE', key, since, since) > 0 then
+if #redis.call('XRANGE', key, since, since) > 0 then
   held = 1
-elseif since == '0-0' then
-  local info = redis.call('XINFO', 'STREAM', key)
-  local fields = {}
-  for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
-  if fields['entries-added'] ~= nil and fields['entries-added'] == fields['length'] then
-    held = 1
-  end
 end
 return {held, redis.call('XRANGE', key, '(' .. since, '+', 'COUNT', limit), last}
 """
@@ -243,24 +255,24 @@ class RedisHistory:
     async def replay(self, channel: str, since: str | None, limit: int) -> Replay:
         if since is not None:
             message_key(since)  # never send Redis an id it would refuse
-        held, raw_entries, last = await self._replay(
+        held, raw_entries, newest = await self._replay(
             keys=[self.stream(channel)], args=["" if since is None else since, limit]
         )
         entries = []
         for raw_id, fields in raw_entries:
-            message = _message_field(fields)
+            field = as_text(fields[0]) if len(fields) == 2 else None
+            if field == "origin":
+                continue
+            message = _text_or_none(fields[1]) if field == "m" else None
             if message is None:
                 logger.warning("a message in the history of %r is not ours; skipped", channel)
                 continue
             entries.append((as_text(raw_id), message))
-        return Replay(entries, as_text(last) if since is None else since, not held)
+        return Replay(entries, as_text(newest), not held)
 
 
-def _message_field(fields: list[Any]) -> str | None:
-    """The message of a stream entry written by :data:`_ADD`, or None if it is not one."""
-    if len(fields) != 2 or as_text(fields[0]) != "m":
-        return None
+def _text_or_none(value: Any) -> str | None:
     try:
-        return as_text(fields[1])
+        return as_text(value)
     except UnicodeDecodeError:
         return None

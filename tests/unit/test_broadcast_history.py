@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -16,7 +18,7 @@ from micropie.broadcast import (
     SubscriberTooSlow,
     is_message_id,
 )
-from micropie.broadcast_history import FIRST_ID, message_key
+from micropie.broadcast_history import message_key
 from tests.helpers.broadcast import Kind, channel_name, take
 from tests.helpers.redis import RedisServer, run_redis
 
@@ -27,10 +29,12 @@ def test_publish_gives_growing_ids_and_the_subscription_follows_them(kind: Kind)
     async def scenario(broadcast: Broadcast) -> None:
         channel = channel_name()
         async with broadcast.subscribe(channel) as subscription:
-            assert subscription.last_id == FIRST_ID  # nothing published yet
+            origin = subscription.last_id  # nothing published yet: the channel's origin
+            assert is_message_id(origin) and origin != "0-0"
             ids = [await broadcast.publish(channel, f"m{n}") for n in range(3)]
             assert all(is_message_id(i) for i in ids)
-            assert sorted(ids, key=message_key) == ids and len(set(ids)) == 3  # type: ignore[arg-type]
+            assert sorted([origin, *ids], key=message_key) == [origin, *ids]  # type: ignore[arg-type]
+            assert len(set(ids)) == 3
             for message_id in ids:
                 await take(subscription, 1)
                 assert subscription.last_id == message_id
@@ -114,21 +118,54 @@ def test_a_resume_from_beyond_the_history_says_there_is_a_gap(kind: Kind) -> Non
 
 
 def test_a_resume_from_the_start_is_complete_until_the_history_is_trimmed(kind: Kind) -> None:
+    """A subscriber that joined an empty channel resumes from its origin:
+    with as many messages as the history keeps said since, it misses none;
+    once more were said and the first are gone, it is told so."""
+
     async def scenario(broadcast: Broadcast) -> None:
         channel = channel_name()
         async with broadcast.subscribe(channel) as first:
-            start = first.last_id
-        assert start == FIRST_ID
-        for n in range(6):
+            start = first.last_id  # the channel's origin: nothing was published yet
+        assert start is not None
+        for n in range(5):
             await broadcast.publish(channel, f"m{n}")
         async with broadcast.subscribe(channel, since=start) as whole:
-            assert await take(whole, 6) == [f"m{n}" for n in range(6)] and not whole.gap
-        await broadcast.publish(channel, "m6")  # m0 leaves the history
+            assert await take(whole, 5) == [f"m{n}" for n in range(5)] and not whole.gap
+        for n in range(5, 8):
+            await broadcast.publish(channel, f"m{n}")  # m0 and more leave the history
         async with broadcast.subscribe(channel, since=start) as trimmed:
             assert trimmed.gap
-            assert await take(trimmed, 6) == [f"m{n}" for n in range(1, 7)]
+            assert (await take(trimmed, 6))[-1] == "m7"
 
     kind.run(scenario, history=SHORT)
+
+
+def test_an_origin_from_another_history_is_a_gap(kind: Kind) -> None:
+    """A page joined an empty channel, then the history was lost (the
+    process restarted, Redis lost its data) while messages were said: its
+    origin names nothing the new history holds, and it is told of a gap."""
+
+    async def scenario(broadcast: Broadcast) -> tuple[bool, list[str]]:
+        channel = channel_name()
+        async with broadcast.subscribe(channel) as first:
+            origin = first.last_id
+        async with contextlib.AsyncExitStack() as stack:
+            if kind.name == "redis":  # the history lost: the stream deleted
+                import redis.asyncio
+
+                other = redis.asyncio.from_url(kind.url)
+                stack.push_async_callback(other.aclose)
+                await other.delete(SHORT.key_prefix + channel)
+                again = broadcast
+            else:  # a new process: a new in-memory history
+                again = kind.make(history=SHORT)
+                await again.connect()
+                stack.push_async_callback(again.disconnect)
+            await again.publish(channel, "after the loss")
+            async with again.subscribe(channel, since=origin) as resumed:
+                return resumed.gap, await take(resumed, 1)
+
+    assert kind.run(scenario, history=SHORT) == (True, ["after the loss"])
 
 
 def test_an_unknown_id_is_a_gap_not_an_error(kind: Kind) -> None:
@@ -242,10 +279,14 @@ def test_is_message_id() -> None:
     ("arguments", "error"),
     [
         ({"max_length": None}, "bound the history"),
-        ({"max_length": 0}, "max_length must be a whole number of at least 1, got 0"),
+        ({"max_length": 0}, "max_length must be a whole number from 1 to 1,000,000,000, got 0"),
         ({"max_length": 2.5}, "max_length must be a whole number"),
-        ({"max_age": 0}, "max_age must be a number of seconds above 0, got 0"),
+        ({"max_length": True}, "max_length must be a whole number"),
+        ({"max_length": 2**62}, "max_length must be a whole number from 1 to 1,000,000,000"),
+        ({"max_age": 0}, "max_age must be a number of seconds above 0 and at most"),
         ({"max_age": -1.0}, "max_age must be"),
+        ({"max_age": 10**10}, r"at most 315,360,000 \(ten years\), got 10000000000"),
+        ({"max_age": "60"}, "max_age must be"),
     ],
 )
 def test_a_history_must_be_bounded(arguments: dict[str, object], error: str) -> None:
@@ -366,3 +407,124 @@ def test_a_redis_that_lost_its_data_gives_a_gap() -> None:
             stack.enter_context(run_redis(port=first.port))
 
         assert asyncio.run(scenario(first.url, restart)) == (True, ["after"])
+
+
+PUBLISHER = """
+import asyncio, sys
+from micropie.broadcast import Broadcast, History
+
+async def main():
+    broadcast = Broadcast.from_url(sys.argv[1], history=History(max_length=100_000))
+    await broadcast.connect()
+    number = 0
+    while True:  # bursts of concurrent publishes, as many handlers make
+        await asyncio.gather(*(broadcast.publish("race", f"{number + k}") for k in range(20)))
+        number += 20
+
+asyncio.run(main())
+"""
+
+
+def test_resuming_while_another_process_publishes_gives_each_message_once_in_order(
+    redis_server: RedisServer,
+) -> None:
+    """The replay and the live messages come over two connections: a live
+    copy of a message the replay gave may come after it, and must not be
+    queued twice (nor out of order)."""
+
+    async def scenario() -> int:
+        broadcast = Broadcast.from_url(redis_server.url, history=History(max_length=100_000))
+        await broadcast.connect()
+        resumes = 0
+        try:
+            async with broadcast.subscribe("race") as keeper:
+                await asyncio.wait_for(anext(keeper), 10)  # the publisher is running
+                for _ in range(20):
+                    while keeper.pending:
+                        await anext(keeper)
+                    seen = int(await anext(keeper))
+                    since = keeper.last_id
+                    async with broadcast.subscribe("race", since=since) as resumed:
+                        numbers, ids = [], []
+                        while len(numbers) < 200:
+                            numbers.append(await asyncio.wait_for(anext(resumed), 5))
+                            ids.append(message_key(resumed.last_id))  # type: ignore[arg-type]
+                        assert ids == sorted(set(ids))  # each once, in the stream's order
+                        assert not resumed.gap
+                    # What the keeper heard live after *since*, in the same order.
+                    assert numbers == [await anext(keeper) for _ in range(200)]
+                    assert seen not in map(int, numbers)
+                    resumes += 1
+        finally:
+            await broadcast.disconnect()
+        return resumes
+
+    publisher = subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER, redis_server.url], stdin=subprocess.DEVNULL
+    )
+    try:
+        assert asyncio.run(scenario()) == 20
+    finally:
+        publisher.kill()
+        publisher.wait()
+
+
+def test_a_crowd_resuming_at_once_is_not_an_outage(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """All the pages of a restarted server come back at once: more resumes
+    than the client has connections wait for one; none fails, and the
+    subscriptions already running go on."""
+
+    async def scenario() -> tuple[list[list[str]], str]:
+        broadcast = Broadcast.from_url(redis_server.url, history=SHORT)
+        await broadcast.connect()
+        try:
+            channel = channel_name()
+            async with broadcast.subscribe(channel) as keeper:
+                since = await broadcast.publish(channel, "before")
+                await broadcast.publish(channel, "missed")
+
+                async def resume() -> list[str]:
+                    async with broadcast.subscribe(channel, since=since) as page:
+                        return await take(page, 1)
+
+                pages = await asyncio.gather(*(resume() for _ in range(250)))
+                await broadcast.publish(channel, "still here")
+                await take(keeper, 2)
+                return pages, (await take(keeper, 1))[0]
+        finally:
+            await broadcast.disconnect()
+
+    with caplog.at_level(logging.WARNING, logger="micropie"):
+        pages, heard = asyncio.run(scenario())
+    assert pages == [["missed"]] * 250
+    assert heard == "still here"
+    assert "cannot be reached" not in caplog.text
+
+
+def test_a_message_without_an_id_on_a_history_channel_is_dropped(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> tuple[list[str], str | None]:
+        import redis.asyncio
+
+        broadcast = Broadcast.from_url(redis_server.url, history=SHORT)
+        other = redis.asyncio.from_url(redis_server.url)  # someone else on a shared Redis
+        await broadcast.connect()
+        try:
+            channel = channel_name()
+            async with broadcast.subscribe(channel) as subscription:
+                await other.publish(SHORT.key_prefix + channel, "hello there")
+                message_id = await broadcast.publish(channel, "ours")
+                got = await take(subscription, 1)
+                assert subscription.last_id == message_id
+                return got, subscription.last_id
+        finally:
+            await other.aclose()
+            await broadcast.disconnect()
+
+    with caplog.at_level(logging.WARNING, logger="micropie"):
+        got, last_id = asyncio.run(scenario())
+    assert got == ["ours"] and is_message_id(last_id)
+    assert "has no message id; dropped" in caplog.text

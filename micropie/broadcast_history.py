@@ -26,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from micropie._redis import as_text
+from micropie._redis import as_text, import_redis
 
 __all__ = [
     "History",
@@ -238,6 +238,7 @@ class RedisHistory:
 
     def __init__(self, history: History, client: Any) -> None:
         self.history = history
+        self._refused = import_redis().ResponseError
         self._add = client.register_script(_ADD)
         self._replay = client.register_script(_REPLAY)
         self._bounds = [
@@ -250,14 +251,28 @@ class RedisHistory:
         return self.history.key_prefix + channel
 
     async def add(self, channel: str, message: str) -> str:
-        return as_text(await self._add(keys=[self.stream(channel)], args=[message, *self._bounds]))
+        try:
+            added = await self._add(keys=[self.stream(channel)], args=[message, *self._bounds])
+        except self._refused as exc:
+            raise self._misused(channel, exc) from exc
+        return as_text(added)
+
+    def _misused(self, channel: str, error: BaseException) -> RuntimeError:
+        return RuntimeError(
+            f"Redis refused the history of {channel!r} at the key {self.stream(channel)!r} "
+            f"({error}): is something else using that key? Give History(key_prefix=...) "
+            "a prefix of its own"
+        )
 
     async def replay(self, channel: str, since: str | None, limit: int) -> Replay:
         if since is not None:
             message_key(since)  # never send Redis an id it would refuse
-        held, raw_entries, newest = await self._replay(
-            keys=[self.stream(channel)], args=["" if since is None else since, limit]
-        )
+        try:
+            held, raw_entries, newest = await self._replay(
+                keys=[self.stream(channel)], args=["" if since is None else since, limit]
+            )
+        except self._refused as exc:
+            raise self._misused(channel, exc) from exc
         entries = []
         for raw_id, fields in raw_entries:
             field = as_text(fields[0]) if len(fields) == 2 else None

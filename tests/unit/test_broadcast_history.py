@@ -433,7 +433,10 @@ def test_resuming_while_another_process_publishes_gives_each_message_once_in_ord
     queued twice (nor out of order)."""
 
     async def scenario() -> int:
-        broadcast = Broadcast.from_url(redis_server.url, history=History(max_length=100_000))
+        # Queues long enough that the keeper, read only between resumes, keeps up.
+        broadcast = Broadcast.from_url(
+            redis_server.url, history=History(max_length=100_000), max_queue=100_000
+        )
         await broadcast.connect()
         resumes = 0
         try:
@@ -528,3 +531,30 @@ def test_a_message_without_an_id_on_a_history_channel_is_dropped(
         got, last_id = asyncio.run(scenario())
     assert got == ["ours"] and is_message_id(last_id)
     assert "has no message id; dropped" in caplog.text
+
+
+def test_a_history_key_taken_by_something_else_is_a_clear_error(
+    redis_server: RedisServer,
+) -> None:
+    async def scenario() -> tuple[str, str]:
+        import redis.asyncio
+
+        broadcast = Broadcast.from_url(redis_server.url, history=SHORT)
+        other = redis.asyncio.from_url(redis_server.url)
+        await broadcast.connect()
+        try:
+            channel = channel_name()
+            await other.set(SHORT.key_prefix + channel, "a string, not a stream")
+            with pytest.raises(RuntimeError) as publishing:
+                await broadcast.publish(channel, "hello")
+            with pytest.raises(RuntimeError) as subscribing:
+                async with broadcast.subscribe(channel):
+                    pass
+            return str(publishing.value), str(subscribing.value)
+        finally:
+            await other.aclose()
+            await broadcast.disconnect()
+
+    for error in asyncio.run(scenario()):
+        assert "is something else using that key?" in error
+        assert "micropie:history:test-" in error and "WRONGTYPE" in error

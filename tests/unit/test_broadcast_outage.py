@@ -5,10 +5,12 @@ everything working again when Redis is back, with no restart."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,12 +21,26 @@ from micropie.broadcast import (
     BroadcastLost,
     BroadcastUnavailable,
     RedisBroadcastBackend,
+    Subscription,
 )
 from tests.helpers.redis import RedisServer, run_redis
 
 pytest.importorskip("redis")
 
 WAIT = 5.0
+
+
+@contextlib.asynccontextmanager
+async def subscribed(url: str, **options: float) -> AsyncIterator[tuple[Broadcast, Subscription]]:
+    """A broadcast over the Redis at *url* (*options* go to its backend),
+    connected, and a subscription of it to "room", for the block."""
+    broadcast = Broadcast(RedisBroadcastBackend(url, **options))
+    await broadcast.connect()
+    try:
+        async with broadcast.subscribe("room") as room:
+            yield broadcast, room
+    finally:
+        await broadcast.disconnect()
 
 
 async def until_ready(broadcast: Broadcast) -> float:
@@ -119,16 +135,10 @@ def test_a_quiet_subscription_outlives_the_command_timeout(
     (redis-py before 8 gives a waiting read the command timeout)."""
 
     async def scenario(url: str) -> list[str]:
-        backend = RedisBroadcastBackend(url, timeout=0.3, keepalive=0.4)
-        broadcast = Broadcast(backend)
-        await broadcast.connect()
-        try:
-            async with broadcast.subscribe("room") as room:
-                await asyncio.sleep(1.5)  # quiet: pinged, and the pong heard
-                await broadcast.publish("room", "after the quiet")
-                return [await asyncio.wait_for(anext(room), WAIT)]
-        finally:
-            await broadcast.disconnect()
+        async with subscribed(url, timeout=0.3, keepalive=0.4) as (broadcast, room):
+            await asyncio.sleep(1.5)  # quiet: pinged, and the pong heard
+            await broadcast.publish("room", "after the quiet")
+            return [await asyncio.wait_for(anext(room), WAIT)]
 
     with caplog.at_level(logging.WARNING, logger="micropie"), run_redis() as server:
         assert asyncio.run(scenario(server.url)) == ["after the quiet"]
@@ -141,21 +151,15 @@ def test_a_redis_that_stops_answering_ends_the_subscriptions() -> None:
     subscription, so that no client is left deaf."""
 
     async def scenario(server: RedisServer) -> float:
-        backend = RedisBroadcastBackend(server.url, timeout=0.5, keepalive=0.5)
-        broadcast = Broadcast(backend)
-        await broadcast.connect()
-        try:
-            async with broadcast.subscribe("room") as room:
-                os.kill(server.process.pid, signal.SIGSTOP)
-                try:
-                    started = time.monotonic()
-                    with pytest.raises(BroadcastLost, match="did not answer a PING"):
-                        await asyncio.wait_for(anext(room), WAIT)
-                    return time.monotonic() - started
-                finally:
-                    os.kill(server.process.pid, signal.SIGCONT)
-        finally:
-            await broadcast.disconnect()
+        async with subscribed(server.url, timeout=0.5, keepalive=0.5) as (_, room):
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                with pytest.raises(BroadcastLost, match="did not answer a PING"):
+                    await asyncio.wait_for(anext(room), WAIT)
+                return time.monotonic() - started
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
 
     with run_redis() as server:
         found_out = asyncio.run(scenario(server))
@@ -167,24 +171,18 @@ def test_a_publish_that_times_out_fails_alone() -> None:
     with BroadcastUnavailable, and ends no subscription."""
 
     async def scenario(server: RedisServer) -> list[str]:
-        backend = RedisBroadcastBackend(server.url, timeout=0.3, keepalive=30.0)
-        broadcast = Broadcast(backend)
-        await broadcast.connect()
-        try:
-            async with broadcast.subscribe("room") as room:
-                os.kill(server.process.pid, signal.SIGSTOP)
-                try:
-                    started = time.monotonic()
-                    with pytest.raises(BroadcastUnavailable):
-                        await broadcast.publish("room", "lost in the crowd")
-                    assert time.monotonic() - started < 1.0
-                finally:
-                    os.kill(server.process.pid, signal.SIGCONT)
-                assert await broadcast.ready()
-                await broadcast.publish("room", "heard")
-                return [await asyncio.wait_for(anext(room), WAIT)]
-        finally:
-            await broadcast.disconnect()
+        async with subscribed(server.url, timeout=0.3, keepalive=30.0) as (broadcast, room):
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                with pytest.raises(BroadcastUnavailable):
+                    await broadcast.publish("room", "lost in the crowd")
+                assert time.monotonic() - started < 1.0
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            assert await broadcast.ready()
+            await broadcast.publish("room", "heard")
+            return [await asyncio.wait_for(anext(room), WAIT)]
 
     with run_redis() as server:
         assert asyncio.run(scenario(server)) == ["heard"]
@@ -211,18 +209,12 @@ def test_a_stalled_event_loop_is_not_an_outage(
     monkeypatch.setattr(redis.asyncio.client.PubSub, "ping", ping_then_stall)
 
     async def scenario(url: str) -> list[str]:
-        backend = RedisBroadcastBackend(url, timeout=0.5, keepalive=0.5)
-        broadcast = Broadcast(backend)
-        await broadcast.connect()
-        try:
-            async with broadcast.subscribe("room") as room:
-                while not stalls:
-                    await asyncio.sleep(0.1)
-                await asyncio.sleep(2.0)  # the stall, and the reads after it
-                await broadcast.publish("room", "after the stall")
-                return [await asyncio.wait_for(anext(room), WAIT)]
-        finally:
-            await broadcast.disconnect()
+        async with subscribed(url, timeout=0.5, keepalive=0.5) as (broadcast, room):
+            while not stalls:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(2.0)  # the stall, and the reads after it
+            await broadcast.publish("room", "after the stall")
+            return [await asyncio.wait_for(anext(room), WAIT)]
 
     with caplog.at_level(logging.WARNING, logger="micropie"), run_redis() as server:
         assert asyncio.run(scenario(server.url)) == ["after the stall"]

@@ -1,6 +1,6 @@
 """End-to-end: under real servers, a streamed response stops when the client leaves.
 
-uvicorn, hypercorn and daphne serve tests/helpers/apps/streams_app.py; a real
+uvicorn, hypercorn, granian and daphne serve tests/helpers/apps/streams_app.py; a real
 HTTP client (httpx) reads a few chunks of a stream and hangs up. The generators print
 each step and their ``finally`` to the server's output, where the test
 finds them: the ``finally`` must come within a bounded time, and no step
@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers.servers import RunningServer, run_server
 
-SERVERS = ["uvicorn", "hypercorn", "daphne"]
+SERVERS = ["uvicorn", "hypercorn", "granian", "daphne"]
 TIMEOUT = 5.0
 APP = "tests.helpers.apps.streams_app:app"
 

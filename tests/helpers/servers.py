@@ -176,6 +176,10 @@ _FD_ARGUMENTS = {
     "hypercorn": lambda fd: ["--bind", f"fd://{fd}"],
     "daphne": lambda fd: ["--fd", str(fd)],
 }
+# Servers that take no socket from their parent: they bind the port themselves.
+_PORT_ARGUMENTS = {
+    "granian": lambda port: ["--host", "127.0.0.1", "--port", str(port)],
+}
 
 
 def _start_and_wait(
@@ -253,11 +257,51 @@ def run_server(
     stopped when the block ends, however it ends.
     """
 
+    if program in _PORT_ARGUMENTS:
+        with _run_binding_itself(program, app_path, extra_args, port, cwd, env, python) as server:
+            yield server
+        return
+
     def command(fd: int) -> list[str]:
         return [str(python), "-m", program, app_path, *_FD_ARGUMENTS[program](fd), *extra_args]
 
     with run_command(command, name=program, port=port, cwd=cwd or REPO_ROOT, env=env) as server:
         yield server
+
+
+@contextlib.contextmanager
+def _run_binding_itself(
+    program: str,
+    app_path: str,
+    extra_args: tuple[str, ...],
+    port: int,
+    cwd: Path | None,
+    env: Mapping[str, str] | None,
+    python: str | Path,
+) -> Iterator[RunningServer]:
+    """:func:`run_server` for a server that binds its port itself (granian):
+    on *port*, or on a free one, tried again if another process took it first."""
+    for attempt in range(3):
+        chosen = port or free_port()
+        fd, log_name = tempfile.mkstemp(prefix=f"micropie-{program}-", suffix=".log")
+        os.close(fd)
+        # granian serves ASGI only when told to; the servers page shows it told.
+        interface = [] if "--interface" in extra_args else ["--interface", "asgi"]
+        command = [
+            str(python), "-m", program, app_path, *_PORT_ARGUMENTS[program](chosen),
+            *interface, *extra_args,
+        ]  # fmt: skip
+        try:
+            server = _start_and_wait(command, chosen, Path(log_name), (), cwd or REPO_ROOT, env)
+        except ServerError:
+            if port or attempt == 2:
+                raise
+            continue
+        try:
+            yield server
+        finally:
+            _stop_group(server)
+        return
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ import pstats
 import sys
 import time
 import traceback
+import tracemalloc
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -189,6 +190,50 @@ def trial(app: ASGIApp, workload: str, size: int, check_all: bool = True) -> Tri
     return run, lambda: check([c.messages() for c in connections])
 
 
+async def open_connections(app: ASGIApp, count: int) -> float:
+    """The Python memory (tracemalloc) that *count* open WebSockets hold, per
+    connection: each accepted, its handler waiting for the next message. What
+    the harness makes for a connection (its scope, its messages, its task) is
+    counted for every framework alike; the raw floor's figure is that, and
+    what the least handler adds."""
+    loop = asyncio.get_running_loop()
+    leave: asyncio.Future[Message] = loop.create_future()
+
+    class Open:
+        __slots__ = ("accepted", "connected")
+
+        def __init__(self) -> None:
+            self.connected, self.accepted = False, False
+
+        async def receive(self) -> Message:
+            if not self.connected:
+                self.connected = True
+                return _CONNECT
+            return await leave
+
+        async def send(self, message: Message) -> None:
+            if message["type"] == "websocket.accept":
+                self.accepted = True
+
+    connections = [Open() for _ in range(count)]
+    scopes = [scope("websocket", "/text") for _ in range(count)]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    pairs = zip(scopes, connections, strict=True)
+    tasks = [loop.create_task(app(each, c.receive, c.send)) for each, c in pairs]
+    while not all(connection.accepted for connection in connections):
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)  # every handler is waiting now
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    leave.set_result(_WS_GONE)
+    await asyncio.gather(*tasks)
+    _expect(all(c.accepted for c in connections), "a connection was never accepted")
+    return held / count
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the workloads *spec* names; return what :func:`main` prints."""
     app: ASGIApp = importlib.import_module(spec["module"]).app
@@ -201,6 +246,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"versions": versions, "micropie_file": micropie, "results": {}}
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    if "open_connections" in spec:
+        count = spec["open_connections"]
+        result["bytes_per_connection"] = loop.run_until_complete(open_connections(app, count))
+        return result
     for name, size in spec["workloads"].items():
         if spec.get("warmup", True):  # a tenth of the size, every echo checked
             timed, check = trial(app, name, max(1, size // 10))

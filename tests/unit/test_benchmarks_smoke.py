@@ -271,3 +271,15 @@ def test_a_change_to_what_is_measured_counts_as_uncommitted(tmp_path: Path) -> N
     assert uncommitted(tmp_path) == []
     (tmp_path / "micropie" / "app.py").write_text("x = 2\n")
     assert uncommitted(tmp_path) == [" M micropie/app.py"]
+
+
+def test_the_memory_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import memory
+
+    assert memory.main(["--connections", "50", "--rounds", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "50 open WebSockets, median of 1 rounds"
+    held = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in lines[2:]}
+    assert list(held) == ["raw", "micropie", "starlette"]
+    # Every framework holds something per connection, and more than the bare floor.
+    assert 0 < held["raw"] < min(held["micropie"], held["starlette"])

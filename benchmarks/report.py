@@ -8,7 +8,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Self
 
-E2E = "e2e_echo"
+#: The servers of the end-to-end runs, and what each run does: ``e2e_<kind>:<server>``.
+SERVERS = ("uvicorn", "hypercorn", "granian")
+E2E_WORKLOADS = [f"e2e_{kind}:{server}" for server in SERVERS for kind in ("echo", "handshake")]
+
+
+def e2e_parts(workload: str) -> tuple[str, str]:
+    """The kind (``echo``, ``handshake``) and the server of an end-to-end workload."""
+    kind, _, server = workload.removeprefix("e2e_").partition(":")
+    return kind, server
+
+
 #: Each workload: its title, and what one operation is.
 WORKLOADS = {
     "ws_text": ("Text echo, in process", "message"),
@@ -17,7 +27,15 @@ WORKLOADS = {
     "ws_binary": ("Binary echo (16 KiB), in process", "message"),
     "ws_handshake": ("Handshake with a session cookie, in process", "handshake"),
     "http_json": ("HTTP GET returning JSON, in process", "request"),
-    E2E: ("Echo through uvicorn, end to end", "message"),
+    **{
+        workload: (
+            f"Echo through {e2e_parts(workload)[1]}, end to end"
+            if e2e_parts(workload)[0] == "echo"
+            else f"Handshakes through {e2e_parts(workload)[1]}, end to end",
+            "message" if e2e_parts(workload)[0] == "echo" else "handshake",
+        )
+        for workload in E2E_WORKLOADS
+    },
 }
 TIMES = "\u00d7"  # the multiplication sign of the ratios
 #: The frameworks in the table's order, the floor first: each one's label and colour.
@@ -36,8 +54,8 @@ class Results:
     versions: dict[str, Any]
     #: workload -> framework -> {"size", "wall_seconds": [...], "cpu_seconds": [...]}
     in_process: dict[str, dict[str, Any]]
-    #: framework -> one dict per run (messages, seconds, server_cpu_seconds, ...)
-    end_to_end: dict[str, list[dict[str, Any]]]
+    #: workload -> framework -> one dict per run (operations, seconds, server_cpu_seconds, ...)
+    end_to_end: dict[str, dict[str, list[dict[str, Any]]]]
     duration_seconds: float
     command: str
     date: str
@@ -48,7 +66,7 @@ class Results:
 
     @property
     def workloads(self) -> list[str]:
-        return [*self.in_process, *([E2E] if self.end_to_end else [])]
+        return [*self.in_process, *self.end_to_end]
 
     @classmethod
     def load(cls, path: Path) -> Self:
@@ -66,14 +84,16 @@ def measured(
     end to end, ``server_cpu`` or else the inverse rate), and its ratio to raw ASGI as shown."""
 
     def seconds(name: str) -> float | None:
-        if workload != E2E:
+        if workload not in E2E_WORKLOADS:
             cell = results.in_process.get(workload, {}).get(name)
             return None if cell is None else _median(cell[measure]) / int(cell["size"])
-        runs = results.end_to_end.get(name) or []
+        runs = results.end_to_end.get(workload, {}).get(name) or []
         if measure == "server_cpu":
             runs = [r for r in runs if r.get("server_cpu_seconds") is not None]
-            return _median(r["server_cpu_seconds"] / r["messages"] for r in runs) if runs else None
-        return 1 / _median(r["messages"] / r["seconds"] for r in runs) if runs else None
+            return (
+                _median(r["server_cpu_seconds"] / r["operations"] for r in runs) if runs else None
+            )
+        return 1 / _median(r["operations"] / r["seconds"] for r in runs) if runs else None
 
     raw, found = seconds("raw"), {}
     for name in results.frameworks:
@@ -91,10 +111,12 @@ def table(results: Results, measure: str = "cpu_seconds") -> list[list[str]]:
     """The header, then a row per workload of each framework's time per operation and
     ratio; end to end, the messages per second and the server's CPU time per message."""
     rows = [(w, "{}, per {}".format(*WORKLOADS[w]), measure, _us) for w in results.in_process]
-    if results.end_to_end and measure == "cpu_seconds":
-        rate = f"{WORKLOADS[E2E][0]}, messages per second"
-        rows.append((E2E, rate, measure, lambda seconds: f"{1 / seconds:,.0f} msg/s"))
-        rows.append((E2E, "… the server's CPU time per message", "server_cpu", _us))
+    for workload in results.end_to_end if measure == "cpu_seconds" else ():
+        title, unit = WORKLOADS[workload]
+        short = "msg" if unit == "message" else "hs"
+        rate = f"{title}, {unit}s per second"
+        rows.append((workload, rate, measure, lambda s, short=short: f"{1 / s:,.0f} {short}/s"))
+        rows.append((workload, f"… the server's CPU time per {unit}", "server_cpu", _us))
     lines = [["Workload", *(FRAMEWORKS[name][0] for name in results.frameworks)]]
     for workload, title, how, show in rows:
         cells = dict.fromkeys(results.frameworks, "n/a")
@@ -138,12 +160,17 @@ def markdown(results: Results) -> str:
         return ["| " + " | ".join(row) + " |" for row in rows]
 
     e2e_note = (
-        f" End to end: messages per second, median of {settings['e2e_rounds']} runs, and its "
-        "ratio as time per message."
+        " End to end: each server on one core, the load (picows clients) on the other;"
+        f" operations per second, median of {settings['e2e_rounds']} runs, and its ratio as"
+        " time per operation."
     ) * bool(results.end_to_end)
     sizes = [f"{workload} {settings['sizes'][workload]:,}" for workload in results.in_process]
     if results.end_to_end:
-        sizes.append(f"{E2E} {settings['clients']} clients {TIMES} {settings['client_messages']:,}")
+        sizes.append(f"echo {settings['clients']} clients {TIMES} {settings['client_messages']:,}")
+        sizes.append(
+            f"handshakes {settings['handshake_clients']} loops {TIMES} "
+            f"{settings['client_handshakes']:,}"
+        )
     lines = [
         "# MicroPie benchmarks", "", f"{_about(results)} (`{results.command}`).", "",
         "Median time per operation; in brackets, the ratio to the raw ASGI floor (lower is "
@@ -156,13 +183,15 @@ def markdown(results: Results) -> str:
                   "which other processes on the machine can stretch:", "",
                   *markdown_table("wall_seconds")]  # fmt: skip
     if results.end_to_end:
-        shares = ", ".join(
-            f"{FRAMEWORKS[name][0]} "
-            f"{_median(r['client_cpu_seconds'] / r['seconds'] for r in runs):.0%}"
-            for name, runs in results.end_to_end.items()
-        )
-        lines += ["", "End to end, the clients' CPU time over the wall time (near 100%, the "
-                  f"clients, not the server, set the pace): {shares}."]  # fmt: skip
+        lines += ["", "End to end, the load's CPU time over the wall time (well under 100%: "
+                  "the server, not the load, sets the pace):", ""]  # fmt: skip
+        for workload, by_framework in results.end_to_end.items():
+            shares = ", ".join(
+                f"{FRAMEWORKS[name][0]} "
+                f"{_median(r['client_cpu_seconds'] / r['seconds'] for r in runs):.0%}"
+                for name, runs in by_framework.items()
+            )
+            lines.append(f"- {WORKLOADS[workload][0]}: {shares}")
     return "\n".join(lines) + "\n"
 
 
@@ -214,8 +243,8 @@ def chart(results: Results, path: Path) -> None:
     text(height - 0.45, note, "note", color="#495057", linespacing=1.3)
     top = height - HEADER  # inches from the bottom, going down
     for workload, bars in zip(results.workloads, panels, strict=True):
-        (title, unit), e2e = WORKLOADS[workload], workload == E2E
-        what = "Thousand messages per second; higher" if e2e else f"CPU time per {unit}; lower"
+        (title, unit), e2e = WORKLOADS[workload], workload in E2E_WORKLOADS
+        what = f"Thousand {unit}s per second; higher" if e2e else f"CPU time per {unit}; lower"
         text(top - 0.06, title, "panel", fontweight="bold")
         text(top - 0.33, f"{what} is better.", "note", color="#495057")
         row = BAR * len(bars)
@@ -227,7 +256,7 @@ def chart(results: Results, path: Path) -> None:
         names, values, labels = list(bars), [], []
         for seconds, ratio in bars.values():
             values.append(1 / seconds / 1000 if e2e else seconds * 1e6)
-            shown = f"{values[-1]:,.1f}k msg/s" if e2e else _us(seconds)
+            shown = f"{values[-1]:,.2f}k/s" if e2e else _us(seconds)
             labels.append(f"{shown}  ({ratio})")
         colours = [FRAMEWORKS[name][1] for name in names]
         drawn = axis.barh(range(len(bars)), values, color=colours, height=0.72)

@@ -7,7 +7,6 @@ with another, so that a slow spell of the machine does not fall on one only.
 """
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import importlib
@@ -31,13 +30,14 @@ BENCHMARKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCHMARKS_DIR.parent
 SUITE_DIR = BENCHMARKS_DIR / "suite"
 HARNESS = SUITE_DIR / "harness.py"
+LOAD = SUITE_DIR / "load.py"
 PYPI_VENV = BENCHMARKS_DIR / ".venvs" / "pypi-micropie"
 PYPI_PYTHON = PYPI_VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "source" / "_static" / "benchmarks"
 QUICK_OUTPUT = REPO_ROOT / "build" / "benchmarks"
 #: Installed into the PyPI environment at this environment's versions, so that
 #: both sides of the comparison run the same server.
-SERVER_PACKAGES = ("uvicorn", "websockets", "uvloop", "httptools")
+SERVER_PACKAGES = ("uvicorn", "websockets", "uvloop", "httptools", "hypercorn", "granian")
 #: The in-process workloads, and how many operations each times by default.
 IN_PROCESS = {
     "ws_text": 100_000,
@@ -47,12 +47,16 @@ IN_PROCESS = {
     "ws_handshake": 10_000,
     "http_json": 50_000,
 }
-WORKLOADS = (*IN_PROCESS, report.E2E)
+WORKLOADS = (*IN_PROCESS, *report.E2E_WORKLOADS)
 CLIENT_MESSAGES = 2000  # per end-to-end client
 #: The options that results.json keeps, as its "settings".
-SAVED = ("frameworks", "workloads", "sizes", "rounds", "e2e_rounds", "clients", "client_messages")
-#: What each end-to-end client echoes: a short text message.
-PAYLOAD = "The quick brown fox jumps over 1"
+SAVED = (
+    "frameworks", "workloads", "sizes", "rounds", "e2e_rounds", "clients", "client_messages",
+    "handshake_clients", "client_handshakes",
+)  # fmt: skip
+#: End to end, the handshakes: so many loops, each opening so many connections in turn.
+HANDSHAKE_CLIENTS = 8
+CLIENT_HANDSHAKES = 250
 
 
 class BenchmarkFailed(RuntimeError):
@@ -152,13 +156,37 @@ def uvicorn_options() -> dict[str, str]:
     }
 
 
-def serve(framework: Framework) -> contextlib.AbstractContextManager[RunningServer]:
-    """Serve *framework*'s application with one uvicorn worker until the block ends."""
-    options = [f"--{name}={value}" for name, value in uvicorn_options().items()]
-    options += ["--ws-per-message-deflate=false", "--lifespan=off", "--log-level=warning"]
-    options += ["--no-access-log", "--backlog=2048"]
-    app, python = f"{framework.module}:app", framework.python
-    return run_server("uvicorn", app, *options, cwd=SUITE_DIR, env=framework.env, python=python)
+def server_options(server: str) -> list[str]:
+    """The options of *server* in the end-to-end runs: its fastest event loop and parsers
+    installed here, no compression, no access log, a long backlog."""
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    if server == "uvicorn":
+        options = [f"--{name}={value}" for name, value in uvicorn_options().items()]
+        return [*options, "--ws-per-message-deflate=false", "--lifespan=off",
+                "--log-level=warning", "--no-access-log", "--backlog=2048"]  # fmt: skip
+    if server == "hypercorn":
+        return ["--worker-class", "uvloop" if uvloop else "asyncio", "--backlog", "2048"]
+    return ["--interface", "asgi", "--loop", "uvloop" if uvloop else "asyncio",
+            "--log-level", "warning", "--backlog", "2048"]  # fmt: skip
+
+
+#: Where the end-to-end server and its load run: a core each, when there are two.
+PINNED = len(os.sched_getaffinity(0)) >= 2 if hasattr(os, "sched_getaffinity") else False
+
+
+def _pin(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if PINNED else []
+
+
+def serve(
+    framework: Framework, server: str = "uvicorn"
+) -> contextlib.AbstractContextManager[RunningServer]:
+    """Serve *framework*'s application with one process of *server*, on the first core."""
+    app, options = f"{framework.module}:app", server_options(server)
+    return run_server(
+        server, app, *options, cwd=SUITE_DIR, env=framework.env, python=framework.python,
+        prefix=_pin(0),
+    )  # fmt: skip
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -169,55 +197,63 @@ def process_cpu_seconds(pid: int) -> float | None:
     return None
 
 
-async def _load(server: RunningServer, clients: int, messages: int) -> dict[str, Any]:
-    """The clients connect, warm up, wait for each other, then each echoes its messages one
-    at a time, every reply checked. The clock runs from the last one ready to the last reply;
-    the server's CPU time over the same span comes from ``/proc``."""
-    from websockets.asyncio.client import connect
-
-    url, pid = server.ws_url + "/text", server.process.pid
-    started, finished = asyncio.Barrier(clients + 1), asyncio.Barrier(clients + 1)
-
-    async def client() -> None:
-        async with connect(
-            url, compression=None, proxy=None, ping_interval=None, max_size=None, open_timeout=60
-        ) as ws:
-            for count, then in ((20, started), (messages, finished)):  # the warm-up, the run
-                for _ in range(count):
-                    await ws.send(PAYLOAD)
-                    if (reply := await ws.recv()) != PAYLOAD:
-                        raise BenchmarkFailed(f"the server echoed {reply!r:.100}")
-                await then.wait()
-
-    async with asyncio.TaskGroup() as group:
-        for _ in range(clients):
-            group.create_task(client())
-        await asyncio.wait_for(started.wait(), 120)
-        server_cpu, client_cpu = process_cpu_seconds(pid), time.process_time()
-        start = time.perf_counter()
-        await finished.wait()
-        seconds = time.perf_counter() - start
-        client_cpu = time.process_time() - client_cpu
-        end_cpu = process_cpu_seconds(pid)
-    server_cpu = None if server_cpu is None or end_cpu is None else end_cpu - server_cpu
-    return {
-        "clients": clients,
-        "messages": clients * messages,
-        "seconds": seconds,
-        "server_cpu_seconds": server_cpu,
-        "client_cpu_seconds": client_cpu,
-    }
+def group_cpu_seconds(group: int) -> float | None:
+    """The CPU time of the processes of process group *group* (a server and its
+    workers), from Linux's ``/proc`` (None without it): their threads' time on a CPU."""
+    total = 0.0
+    try:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[2]) == group:  # after the name: state, ppid, pgrp
+                    total += process_cpu_seconds(int(entry.name)) or 0.0
+    except OSError:
+        return None
+    return total
 
 
-def echo_run(framework: Framework, clients: int, messages: int) -> dict[str, Any]:
-    """A fresh server, and *clients* connections echoing *messages* each: the timings."""
-    loop = importlib.import_module(uvicorn_options()["loop"])  # uvloop, or else asyncio
-    with serve(framework) as server, asyncio.Runner(loop_factory=loop.new_event_loop) as runner:
+def e2e_run(
+    framework: Framework, server: str, kind: str, clients: int, messages: int
+) -> dict[str, Any]:
+    """A fresh *server* for *framework*, and the load (``suite/load.py``) on the other
+    core: *clients* connections echoing *messages* each, or *clients* loops of *messages*
+    handshakes. The server's CPU time spans the timed part only."""
+    # granian drops the headers of websocket.accept: no session cookie to check there.
+    spec = {"kind": kind, "clients": clients, "messages": messages, "cookie": server != "granian"}
+    with serve(framework, server) as running:
+        spec["url"] = running.ws_url
+        command = [*_pin(1), sys.executable, str(LOAD), json.dumps(spec)]
+        load = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=SUITE_DIR
+        )
         try:
-            return runner.run(_load(server, clients, messages))
-        except Exception as exc:
-            problem = f"{framework.name}: the end-to-end clients failed: {exc!r}"
-            raise BenchmarkFailed(f"{problem}\n{server.output[-3000:]}") from exc
+            assert load.stdin is not None and load.stdout is not None
+            ready = load.stdout.readline().strip()
+            if ready != "ready":
+                raise BenchmarkFailed(f"{framework.name} on {server}: the load said {ready!r}")
+            before = group_cpu_seconds(running.process.pid)
+            load.stdin.write("go\n")
+            load.stdin.flush()
+            line = load.stdout.readline()
+            after = group_cpu_seconds(running.process.pid)
+            load.wait(60)
+        except BaseException:
+            load.kill()
+            load.wait()
+            raise
+        try:
+            result: dict[str, Any] = json.loads(line)
+        except json.JSONDecodeError:
+            result = {"error": f"no result: {line!r}"}
+        if load.returncode != 0 or "error" in result:
+            problem = result.get("error", f"exit code {load.returncode}")
+            raise BenchmarkFailed(
+                f"{framework.name} on {server} ({kind}): {problem}\n{running.output[-3000:]}"
+            )
+    result["server_cpu_seconds"] = None if None in (before, after) else after - before
+    return {**result, "clients": clients, "messages": messages}
 
 
 def machine_info() -> dict[str, Any]:
@@ -315,10 +351,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     scale = args.scale or (0.1 if args.quick else 1.0)
     args.sizes = {name: max(1, round(size * scale)) for name, size in IN_PROCESS.items()}
     args.client_messages = max(1, round(CLIENT_MESSAGES * scale))
+    args.handshake_clients = HANDSHAKE_CLIENTS
+    args.client_handshakes = max(1, round(CLIENT_HANDSHAKES * scale))
     args.rounds = 1 if args.profile else args.rounds or (1 if args.quick else 5)
     args.e2e_rounds = args.e2e_rounds or (1 if args.quick else 3)
     if args.profile:  # each in-process workload once, under cProfile; nothing written
-        args.workloads = [workload for workload in args.workloads if workload != report.E2E]
+        args.workloads = [w for w in args.workloads if w not in report.E2E_WORKLOADS]
     return args
 
 
@@ -332,13 +370,23 @@ def run(args: argparse.Namespace, command: str) -> report.Results:
     started, versions = time.monotonic(), dict[str, str | None]()
     print(f"Frameworks: {', '.join(args.frameworks)}; workloads: {', '.join(args.workloads)}")
     for workload in args.workloads:
-        rounds = args.e2e_rounds if workload == report.E2E else args.rounds
+        e2e = workload in report.E2E_WORKLOADS
+        rounds = args.e2e_rounds if e2e else args.rounds
         for number in range(rounds):
             turn = number % len(chosen)
             for framework in chosen[turn:] + chosen[:turn]:
-                if workload == report.E2E:
-                    timed = echo_run(framework, args.clients, args.client_messages)
-                    results.end_to_end.setdefault(framework.name, []).append(timed)
+                if e2e:
+                    kind, server = report.e2e_parts(workload)
+                    if framework.name == "pypi-micropie" and server != "uvicorn":
+                        continue  # the release closed its echo connections under hypercorn
+                    clients, count = (
+                        (args.clients, args.client_messages)
+                        if kind == "echo"
+                        else (args.handshake_clients, args.client_handshakes)
+                    )
+                    timed = e2e_run(framework, server, kind, clients, count)
+                    runs = results.end_to_end.setdefault(workload, {})
+                    runs.setdefault(framework.name, []).append(timed)
                     continue
                 size = args.sizes[workload]
                 spec = {"workloads": {workload: size}, "profile": args.profile}

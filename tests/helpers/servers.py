@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.helpers.support import REPO_ROOT, save_files
@@ -244,8 +244,9 @@ def run_server(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     python: str | Path = sys.executable,
+    prefix: Sequence[str] = (),
 ) -> Iterator[RunningServer]:
-    """Serve *app_path* with *program* (``uvicorn``, ``hypercorn`` or ``daphne``).
+    """Serve *app_path* with *program* (``uvicorn``, ``hypercorn``, ``granian`` or ``daphne``).
 
     As :func:`run_uvicorn` does, the test process binds 127.0.0.1 on an
     ephemeral port (or on *port*, to start a server again where a stopped one
@@ -253,17 +254,19 @@ def run_server(
     way it understands (``--fd N`` or ``--bind fd://N``). *extra_args* go to
     the command line. The server runs in *cwd* (by default the repository root,
     where ``examples.echo.app:app`` imports), as ``python -m program`` with
-    *python* (by default this one) and *env* added to the environment. It is
-    stopped when the block ends, however it ends.
+    *python* (by default this one) and *env* added to the environment, after
+    *prefix* (``taskset -c 0``, say). It is stopped when the block ends,
+    however it ends.
     """
 
+    launcher = [*prefix, str(python), "-m", program, app_path]
     if program in _PORT_ARGUMENTS:
-        with _run_binding_itself(program, app_path, extra_args, port, cwd, env, python) as server:
+        with _run_binding_itself(launcher, program, extra_args, port, cwd, env) as server:
             yield server
         return
 
     def command(fd: int) -> list[str]:
-        return [str(python), "-m", program, app_path, *_FD_ARGUMENTS[program](fd), *extra_args]
+        return [*launcher, *_FD_ARGUMENTS[program](fd), *extra_args]
 
     with run_command(command, name=program, port=port, cwd=cwd or REPO_ROOT, env=env) as server:
         yield server
@@ -271,13 +274,12 @@ def run_server(
 
 @contextlib.contextmanager
 def _run_binding_itself(
+    launcher: list[str],
     program: str,
-    app_path: str,
     extra_args: tuple[str, ...],
     port: int,
     cwd: Path | None,
     env: Mapping[str, str] | None,
-    python: str | Path,
 ) -> Iterator[RunningServer]:
     """:func:`run_server` for a server that binds its port itself (granian):
     on *port*, or on a free one, tried again if another process took it first."""
@@ -287,10 +289,7 @@ def _run_binding_itself(
         os.close(fd)
         # granian serves ASGI only when told to; the servers page shows it told.
         interface = [] if "--interface" in extra_args else ["--interface", "asgi"]
-        command = [
-            str(python), "-m", program, app_path, *_PORT_ARGUMENTS[program](chosen),
-            *interface, *extra_args,
-        ]  # fmt: skip
+        command = [*launcher, *_PORT_ARGUMENTS[program](chosen), *interface, *extra_args]
         try:
             server = _start_and_wait(command, chosen, Path(log_name), (), cwd or REPO_ROOT, env)
         except ServerError:

@@ -185,7 +185,7 @@ def serve(
     app, options = f"{framework.module}:app", server_options(server)
     return run_server(
         server, app, *options, cwd=SUITE_DIR, env=framework.env, python=framework.python,
-        prefix=_pin(0),
+        prefix=_pin(0), own_port=True,
     )  # fmt: skip
 
 

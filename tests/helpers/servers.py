@@ -176,9 +176,12 @@ _FD_ARGUMENTS = {
     "hypercorn": lambda fd: ["--bind", f"fd://{fd}"],
     "daphne": lambda fd: ["--fd", str(fd)],
 }
-# Servers that take no socket from their parent: they bind the port themselves.
+# How each server binds a port itself: granian always does (it takes no socket
+# from its parent), the others when asked to (``own_port``).
 _PORT_ARGUMENTS = {
     "granian": lambda port: ["--host", "127.0.0.1", "--port", str(port)],
+    "uvicorn": lambda port: ["--host", "127.0.0.1", "--port", str(port)],
+    "hypercorn": lambda port: ["--bind", f"127.0.0.1:{port}"],
 }
 
 
@@ -245,6 +248,7 @@ def run_server(
     env: Mapping[str, str] | None = None,
     python: str | Path = sys.executable,
     prefix: Sequence[str] = (),
+    own_port: bool = False,
 ) -> Iterator[RunningServer]:
     """Serve *app_path* with *program* (``uvicorn``, ``hypercorn``, ``granian`` or ``daphne``).
 
@@ -255,12 +259,15 @@ def run_server(
     the command line. The server runs in *cwd* (by default the repository root,
     where ``examples.echo.app:app`` imports), as ``python -m program`` with
     *python* (by default this one) and *env* added to the environment, after
-    *prefix* (``taskset -c 0``, say). It is stopped when the block ends,
-    however it ends.
+    *prefix* (``taskset -c 0``, say). With *own_port*, the server binds a
+    free port itself instead: ``uvicorn --fd`` takes any socket for a Unix
+    one, and leaves Nagle's algorithm on for TCP connections (a benchmark
+    of small messages would measure the delayed acknowledgements). It is
+    stopped when the block ends, however it ends.
     """
 
     launcher = [*prefix, str(python), "-m", program, app_path]
-    if program in _PORT_ARGUMENTS:
+    if own_port or program not in _FD_ARGUMENTS:
         with _run_binding_itself(launcher, program, extra_args, port, cwd, env) as server:
             yield server
         return
@@ -288,7 +295,8 @@ def _run_binding_itself(
         fd, log_name = tempfile.mkstemp(prefix=f"micropie-{program}-", suffix=".log")
         os.close(fd)
         # granian serves ASGI only when told to; the servers page shows it told.
-        interface = [] if "--interface" in extra_args else ["--interface", "asgi"]
+        told = program != "granian" or "--interface" in extra_args
+        interface = [] if told else ["--interface", "asgi"]
         command = [*launcher, *_PORT_ARGUMENTS[program](chosen), *interface, *extra_args]
         try:
             server = _start_and_wait(command, chosen, Path(log_name), (), cwd or REPO_ROOT, env)

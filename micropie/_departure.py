@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable
 
 from micropie._asgi import Message, Receive, Send
+
+#: How many of its client's messages a handler that only sends may leave
+#: unread while the watch goes on.
+_MOST_PARKED = 64
+
+
+async def _now(message: Message) -> Message:
+    return message
 
 
 class _ClientDeparted(OSError):
@@ -23,8 +32,11 @@ class _DepartureWatch:
     granian and daphne drop the message silently, and a handler that only
     sends would never learn. So while a handler sends without receiving, a
     receive() is kept pending; when it brings the disconnect, the next send
-    raises ``_ClientDeparted``, and a message it brings instead is kept for
-    the next receive. A handler that receives between its sends learns of
+    raises ``_ClientDeparted``; a message it brings instead is parked for the
+    handler's next receive, and another receive is kept pending (for up to
+    _MOST_PARKED messages: a handler that leaves more of its client's
+    messages unread learns of the departure from its receive). A handler
+    that receives between its sends learns of
     the departure from its receive: the first send after a receive starts
     nothing, which keeps an echo loop free of tasks. Servers that report
     the departure themselves never get one of these.
@@ -33,16 +45,19 @@ class _DepartureWatch:
     that the watch adds no coroutine to a message's path.
     """
 
-    __slots__ = ("_pending", "_receive", "_received_last", "_send")
+    __slots__ = ("_parked", "_pending", "_receive", "_received_last", "_send")
 
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive = receive
         self._send = send
         self._pending: asyncio.Future[Message] | None = None
+        self._parked: deque[Message] = deque()
         self._received_last = False
 
     def receive(self) -> Awaitable[Message]:
         self._received_last = True
+        if self._parked:  # they came first
+            return _now(self._parked.popleft())
         pending = self._pending
         if pending is not None:
             self._pending = None
@@ -55,16 +70,23 @@ class _DepartureWatch:
         elif message["type"] == "websocket.send":
             pending = self._pending
             if pending is None:
-                self._pending = asyncio.ensure_future(self._receive())
+                self._watch()
             elif pending.done() and not pending.cancelled() and pending.exception() is None:
                 early = pending.result()
+                self._pending = None
                 if early.get("type") == "websocket.disconnect":
-                    self._pending = None
                     raise _ClientDeparted(early)
+                self._parked.append(early)  # the client spoke: keep it, and watch on
+                self._watch()
         return self._send(message)
+
+    def _watch(self) -> None:
+        if len(self._parked) < _MOST_PARKED:
+            self._pending = asyncio.ensure_future(self._receive())
 
     def stop(self) -> None:
         """Cancel the pending receive: the handler is done with the connection."""
+        self._parked.clear()
         pending, self._pending = self._pending, None
         if pending is not None:
             if pending.done():

@@ -116,3 +116,35 @@ def test_messages_that_arrive_while_a_handler_sends_reach_its_receive_in_order()
         return [await ws.receive_text() for _ in range(3)]
 
     assert asyncio.run(scenario()) == ["first", "second", "third"]
+
+
+def test_a_handler_that_only_sends_learns_it_even_after_its_client_spoke() -> None:
+    """The client says something the handler never reads, then leaves: the
+    message is kept, and the watch goes on after it."""
+
+    async def scenario() -> tuple[int, int]:
+        server = SilentServer()
+        ws = await server.websocket()
+        await ws.send_text("news")
+        server.client_says("thanks")
+        for number in range(3):
+            await ws.send_text(f"more news {number}")
+        server.client_leaves(1001)
+        return await sends_until_closed(ws)
+
+    sends, code = asyncio.run(scenario())
+    assert sends <= 2 and code == 1001
+
+
+def test_what_the_client_said_while_the_handler_sent_comes_in_order() -> None:
+    async def scenario() -> list[str]:
+        server = SilentServer()
+        ws = await server.websocket()
+        for number in range(10):
+            if number < 5:
+                server.client_says(f"said {number}")
+            await ws.send_text(f"sent {number}")
+        server.client_says("said last")
+        return [await ws.receive_text() for _ in range(6)]
+
+    assert asyncio.run(scenario()) == [*(f"said {n}" for n in range(5)), "said last"]

@@ -6,8 +6,9 @@ default) that means the subscriptions of this process; with
 :class:`RedisBroadcastBackend`, those of every process that uses the same
 Redis server, whichever worker or host it runs on.
 
-Overflow: each subscription has a bounded queue (*max_queue* messages). A
-publisher never waits for a subscriber: when a subscription's queue is full,
+Overflow: each subscription has a bounded queue (*max_queue* messages, and
+*max_queue_bytes* of them in memory). A publisher never waits for a
+subscriber: when a subscription's queue is full,
 that subscription is dropped from its channel. It still yields the messages
 already queued, then its iteration raises :class:`SubscriberTooSlow`; it never
 silently skips a message. The other subscriptions are not affected.
@@ -24,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import sys
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -52,9 +54,12 @@ __all__ = [
 
 logger = logging.getLogger("micropie")
 
+#: What a subscription may hold in memory unless the Broadcast says otherwise: 16 MiB.
+MAX_QUEUE_BYTES = 2**24
+
 
 class SubscriberTooSlow(Exception):
-    """A subscription fell *max_queue* messages behind and was dropped.
+    """A subscription fell *max_queue* messages (or *max_queue_bytes*) behind and was dropped.
 
     Publishers never wait for subscribers. When a subscription's queue is
     full, it leaves its channel: it still yields the messages already queued,
@@ -62,15 +67,14 @@ class SubscriberTooSlow(Exception):
     The other subscriptions of the channel are not affected.
     """
 
-    def __init__(self, channel: str, max_queue: int) -> None:
-        super().__init__(
-            f"the subscription to {channel!r} fell {max_queue} messages behind and was dropped"
-        )
+    def __init__(self, channel: str, behind: str) -> None:
+        super().__init__(f"the subscription to {channel!r} fell {behind} behind and was dropped")
         self.channel = channel
 
 
-#: A message, its id and the id's sort key (None, None without a history).
-Entry = tuple[str | None, str, tuple[int, int] | None]
+#: A message, its id and the id's sort key (None, None without a history), and its
+#: size in memory.
+Entry = tuple[str | None, str, tuple[int, int] | None, int]
 
 
 class Subscription:
@@ -83,9 +87,13 @@ class Subscription:
     were no longer in the history, so that the subscriber missed some.
     """
 
-    def __init__(self, channel: str, max_queue: int) -> None:
+    def __init__(
+        self, channel: str, max_queue: int, max_queue_bytes: int = MAX_QUEUE_BYTES
+    ) -> None:
         self.channel = channel
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
+        self._queued_bytes = 0
         #: The id of the last message yielded (None without a history).
         self.last_id: str | None = None
         #: True when the history no longer held every message after *since*.
@@ -114,8 +122,12 @@ class Subscription:
                 return True  # queued already, from the history
             self._newest = key
         if len(self._messages) >= self.max_queue:
-            self._fail(SubscriberTooSlow(self.channel, self.max_queue))
+            self._fail(SubscriberTooSlow(self.channel, f"{self.max_queue} messages"))
             return False
+        if self._queued_bytes + entry[3] > self.max_queue_bytes and self._messages:
+            self._fail(SubscriberTooSlow(self.channel, f"{self.max_queue_bytes:,} bytes"))
+            return False
+        self._queued_bytes += entry[3]
         self._messages.append(entry)
         self._wakeup.set()
         return True
@@ -131,7 +143,9 @@ class Subscription:
         else:
             self.last_id, self._newest = since, message_key(since)
         self.gap = replay.gap
-        replayed = ((i, message, message_key(i)) for i, message in replay.entries)
+        replayed = (
+            (i, message, message_key(i), sys.getsizeof(message)) for i, message in replay.entries
+        )
         for entry in itertools.chain(replayed, held):
             if not self._put(entry):
                 return
@@ -157,6 +171,7 @@ class Subscription:
         while True:
             if self._messages:
                 entry = self._messages.popleft()
+                self._queued_bytes -= entry[3]
                 self.last_id = entry[0]
                 return entry[1]
             if self._error is not None:
@@ -174,8 +189,10 @@ class Broadcast:
     (this process only) unless you pass another; :meth:`from_url` makes one
     over Redis. Append :meth:`connect` to ``app.startup_handlers`` and
     :meth:`disconnect` to ``app.shutdown_handlers``. Each subscription holds
-    at most *max_queue* unread messages; one that falls further behind is
-    dropped (see :class:`SubscriberTooSlow`). *history* keeps the last
+    at most *max_queue* unread messages, and *max_queue_bytes* of them in
+    memory (16 MiB); one that falls further behind is dropped (see
+    :class:`SubscriberTooSlow`), and ``publish`` refuses a message larger
+    than *max_queue_bytes* with ``ValueError``. *history* keeps the last
     messages of each channel in the default backend (give a backend of your
     own its history yourself), so that subscribers can resume.
     """
@@ -185,10 +202,13 @@ class Broadcast:
         backend: BroadcastBackend | None = None,
         *,
         max_queue: int = 1000,
+        max_queue_bytes: int = MAX_QUEUE_BYTES,
         history: History | None = None,
     ) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, got {max_queue!r}")
+        if max_queue_bytes < 1024:
+            raise ValueError(f"max_queue_bytes must be at least 1024, got {max_queue_bytes!r}")
         if backend is None:
             backend = InMemoryBroadcastBackend(history=history)
         elif history is not None:
@@ -198,6 +218,7 @@ class Broadcast:
             )
         self.backend = backend
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self._channels: dict[str, set[Subscription]] = {}
         self._backend_channels: set[str] = set()
         self._connected = False
@@ -206,10 +227,16 @@ class Broadcast:
 
     @classmethod
     def from_url(
-        cls, url: str, *, max_queue: int = 1000, history: History | None = None
+        cls,
+        url: str,
+        *,
+        max_queue: int = 1000,
+        max_queue_bytes: int = MAX_QUEUE_BYTES,
+        history: History | None = None,
     ) -> Broadcast:
         """A Broadcast over the Redis server at *url*, keeping *history* in Redis streams."""
-        return cls(RedisBroadcastBackend(url, history=history), max_queue=max_queue)
+        backend = RedisBroadcastBackend(url, history=history)
+        return cls(backend, max_queue=max_queue, max_queue_bytes=max_queue_bytes)
 
     @property
     def history(self) -> History | None:
@@ -243,6 +270,11 @@ class Broadcast:
         history, else None."""
         if not isinstance(message, str):
             raise TypeError(f"message must be a str, not {type(message).__name__}")
+        if (size := sys.getsizeof(message)) > self.max_queue_bytes:
+            raise ValueError(
+                f"a message of {size:,} bytes in memory is larger than any subscription may "
+                f"hold (max_queue_bytes={self.max_queue_bytes:,}): send less at a time"
+            )
         await self.connect()
         return await self.backend.publish(channel, message)
 
@@ -275,7 +307,7 @@ class Broadcast:
                 )
             message_key(since)  # a bad id fails here, before anything starts
         await self.connect()
-        subscription = Subscription(channel, self.max_queue)
+        subscription = Subscription(channel, self.max_queue, self.max_queue_bytes)
         if history is not None:
             subscription._held = []
         if self._lock is None:
@@ -315,11 +347,12 @@ class Broadcast:
         members = self._channels.get(channel)
         if not members:
             return
+        size = sys.getsizeof(message)
         if message_id is None:
-            entry: Entry = (None, message, None)
+            entry: Entry = (None, message, None, size)
         else:
             try:
-                entry = (message_id, message, message_key(message_id))
+                entry = (message_id, message, message_key(message_id), size)
             except ValueError:  # not ours (a shared Redis): dropped, the channel goes on
                 logger.warning("a message on %r has no message id; dropped", channel)
                 return

@@ -9,6 +9,7 @@ from typing import Any
 
 from micropie.broadcast import (
     Broadcast,
+    BroadcastBackend,
     History,
     InMemoryBroadcastBackend,
     RedisBroadcastBackend,
@@ -25,21 +26,27 @@ class Kind:
         self.name = name
         self.url = url
 
-    def make(self, max_queue: int = 1000, history: History | None = None) -> Broadcast:
+    def make(
+        self, max_queue: int = 1000, history: History | None = None, **options: int
+    ) -> Broadcast:
+        """A broadcast of this kind; *options* go to :class:`Broadcast`."""
         if self.name == "memory":
-            return Broadcast(InMemoryBroadcastBackend(history=history), max_queue=max_queue)
-        return Broadcast(RedisBroadcastBackend(self.url, history=history), max_queue=max_queue)
+            backend: BroadcastBackend = InMemoryBroadcastBackend(history=history)
+        else:
+            backend = RedisBroadcastBackend(self.url, history=history)
+        return Broadcast(backend, max_queue=max_queue, **options)
 
     def run(
         self,
         scenario: Callable[[Broadcast], Awaitable[Any]],
         max_queue: int = 1000,
         history: History | None = None,
+        **options: int,
     ) -> Any:
         """Run *scenario* with a connected broadcast, disconnected after it."""
 
         async def main() -> Any:
-            broadcast = self.make(max_queue, history)
+            broadcast = self.make(max_queue, history, **options)
             await broadcast.connect()
             try:
                 return await asyncio.wait_for(scenario(broadcast), 20)

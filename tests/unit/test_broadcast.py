@@ -151,6 +151,38 @@ def test_a_slow_subscriber_is_dropped_without_blocking_the_others(kind: Kind) ->
     assert remaining == 1
 
 
+def test_a_subscriber_is_bounded_in_bytes_too(kind: Kind) -> None:
+    """One client stops reading while another sends big messages: its
+    subscription holds at most max_queue_bytes, then is dropped; the others
+    get everything."""
+
+    async def scenario(broadcast: Broadcast) -> tuple[int, int, int, str]:
+        channel, big = channel_name(), "x" * 2**20  # 1 MiB
+        async with broadcast.subscribe(channel) as slow, broadcast.subscribe(channel) as fast:
+            for number in range(12):
+                await broadcast.publish(channel, f"{number}{big}")
+                await take(fast, 1)
+            held = slow.pending
+            heard = 0
+            with pytest.raises(SubscriberTooSlow) as caught:
+                async for _ in slow:
+                    heard += 1
+            return held, heard, broadcast.subscribers(channel), str(caught.value)
+
+    held, heard, remaining, error = kind.run(scenario, max_queue_bytes=4 * 2**20)
+    assert held == heard == 3  # three 1 MiB messages fit in 4 MiB, the fourth does not
+    assert remaining == 1
+    assert "fell 4,194,304 bytes behind" in error
+
+
+def test_a_message_larger_than_a_queue_is_refused(kind: Kind) -> None:
+    async def scenario(broadcast: Broadcast) -> None:
+        with pytest.raises(ValueError, match="larger than any subscription may hold"):
+            await broadcast.publish(channel_name(), "x" * 2**20)
+
+    kind.run(scenario, max_queue_bytes=2**20)
+
+
 def test_disconnect_ends_every_subscription(kind: Kind) -> None:
     async def scenario(broadcast: Broadcast) -> list[str]:
         async with broadcast.subscribe(channel_name()) as messages:

@@ -268,6 +268,7 @@ class Broadcast:
     async def publish(self, channel: str, message: str) -> str | None:
         """Send *message* to every subscription to *channel*; its id with a
         history, else None."""
+        _check_channel(channel)
         if not isinstance(message, str):
             raise TypeError(f"message must be a str, not {type(message).__name__}")
         if (size := sys.getsizeof(message)) > self.max_queue_bytes:
@@ -298,6 +299,7 @@ class Broadcast:
         *since*, a message id (a former subscription's ``last_id``), resumes:
         the messages published after it come first, from the history.
         """
+        _check_channel(channel)
         history = self.backend.history
         if since is not None:
             if history is None:
@@ -368,3 +370,17 @@ class Broadcast:
         # Forgotten with the connection: the next subscription subscribes anew.
         self._channels.clear()
         self._backend_channels.clear()
+
+
+#: The longest channel name: a room named by a client is a few words, not a payload.
+MAX_CHANNEL = 200
+
+
+def _check_channel(channel: object) -> None:
+    """A ``ValueError`` (or ``TypeError``) saying what is wrong with *channel*, if anything."""
+    if not isinstance(channel, str):
+        raise TypeError(f"a channel name is a str, not {type(channel).__name__}")
+    if not 0 < len(channel) <= MAX_CHANNEL or not channel.isprintable():
+        raise ValueError(
+            f"a channel name is 1 to {MAX_CHANNEL} printable characters, not {channel[:40]!r}"
+        )

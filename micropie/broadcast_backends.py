@@ -150,6 +150,10 @@ class RedisBroadcastBackend(BroadcastBackend):
     two more. The outage is logged once when it starts and once when it
     ends.
 
+    Each channel is the Redis pub/sub channel ``prefix + channel``, so that
+    a client that names a channel cannot reach Redis's own (keyspace
+    notifications) or another application's.
+
     With a *history*, each channel's last messages are kept in a Redis
     stream, published with their ids, so that a subscriber can resume from
     the last one it saw, on any worker; every process that shares the
@@ -168,6 +172,7 @@ class RedisBroadcastBackend(BroadcastBackend):
         max_backoff: float = 5.0,
         keepalive: float = 5.0,
         history: History | None = None,
+        prefix: str = "micropie:broadcast:",
     ) -> None:
         self._target = RedisTarget(redis)
         #: Where the messages travel, for messages: the URL without its password.
@@ -178,6 +183,7 @@ class RedisBroadcastBackend(BroadcastBackend):
         self.max_backoff = max_backoff
         self.keepalive = keepalive
         self.history = history
+        self.prefix = prefix
         self._kept: RedisHistory | None = None
         self._errors = self._target.errors()
         # The user's channel of each pub/sub channel this backend subscribed to,
@@ -240,7 +246,7 @@ class RedisBroadcastBackend(BroadcastBackend):
         try:
             if self._kept is not None:
                 return await self._kept.add(channel, message)
-            await self._client.publish(channel, message)
+            await self._client.publish(self.prefix + channel, message)
         except self._errors as exc:
             raise self._unavailable() from exc  # this call only: see _lost
         return None
@@ -255,8 +261,9 @@ class RedisBroadcastBackend(BroadcastBackend):
             raise self._unavailable() from exc  # this call only: see _lost
 
     def _wire(self, channel: str) -> str:
-        """The pub/sub channel that carries *channel*."""
-        return channel if self._kept is None else self._kept.stream(channel)
+        """The Redis pub/sub channel that carries *channel*: never Redis's own
+        (``__keyspace@0__:...``) nor another application's."""
+        return self.prefix + channel if self._kept is None else self._kept.stream(channel)
 
     async def _confirmed(self, command: str, channel: str) -> None:
         user_channel, channel = channel, self._wire(channel)

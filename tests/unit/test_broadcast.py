@@ -113,13 +113,14 @@ def test_redis_unsubscribes_when_the_last_subscriber_leaves(redis_server: RedisS
         channel = channel_name()
         broadcast = Broadcast.from_url(redis_server.url)
         observer = redis.asyncio.from_url(redis_server.url)
+        wire = f"micropie:broadcast:{channel}"  # the Redis channel: always prefixed
         counts = []
         try:
             async with broadcast.subscribe(channel):
                 async with broadcast.subscribe(channel):
-                    counts.append(dict(await observer.pubsub_numsub(channel))[channel.encode()])
-                counts.append(dict(await observer.pubsub_numsub(channel))[channel.encode()])
-            counts.append(dict(await observer.pubsub_numsub(channel))[channel.encode()])
+                    counts.append(dict(await observer.pubsub_numsub(wire))[wire.encode()])
+                counts.append(dict(await observer.pubsub_numsub(wire))[wire.encode()])
+            counts.append(dict(await observer.pubsub_numsub(wire))[wire.encode()])
         finally:
             await broadcast.disconnect()
             await observer.aclose()
@@ -333,3 +334,49 @@ def test_the_fanout_benchmark_runs(
     output = capsys.readouterr().out
     assert output.startswith("100 subscribers, 20 messages of 64 bytes")
     fanout_rates(output)
+
+
+def test_channels_live_under_a_prefix_of_their_own(redis_server: RedisServer) -> None:
+    """A room named by a client cannot be one of Redis's own channels: with
+    keyspace notifications on, ``__keyevent@0__:set`` would carry every key
+    set (session IDs among them)."""
+    import redis.asyncio
+
+    async def scenario() -> tuple[int, list[str]]:
+        other = redis.asyncio.from_url(redis_server.url)
+        await other.config_set("notify-keyspace-events", "KEA")
+        broadcast = Broadcast.from_url(redis_server.url)
+        try:
+            async with broadcast.subscribe("__keyevent@0__:set") as spy:
+                await other.set("session:secret-id", "{}")
+                await broadcast.publish("__keyevent@0__:set", "only what is published here")
+                heard = await take(spy, 1)
+            return spy.pending, heard
+        finally:
+            await other.config_set("notify-keyspace-events", "")
+            await other.aclose()
+            await broadcast.disconnect()
+
+    assert asyncio.run(scenario()) == (0, ["only what is published here"])
+
+
+@pytest.mark.parametrize(
+    ("channel", "error"),
+    [
+        ("", ValueError),
+        ("x" * 201, ValueError),
+        ("room\nother", ValueError),
+        ("room\x00", ValueError),
+        (None, TypeError),
+        (b"room", TypeError),
+    ],
+)
+def test_a_channel_name_is_checked(kind: Kind, channel: object, error: type[Exception]) -> None:
+    async def scenario(broadcast: Broadcast) -> None:
+        with pytest.raises(error, match="channel name"):
+            await broadcast.publish(channel, "hello")  # type: ignore[arg-type]
+        with pytest.raises(error, match="channel name"):
+            async with broadcast.subscribe(channel):  # type: ignore[arg-type]
+                pass
+
+    kind.run(scenario)

@@ -115,7 +115,7 @@ def test_a_message_that_is_not_utf8_is_dropped_and_the_channel_goes_on(
         await broadcast.connect()
         try:
             async with broadcast.subscribe("room") as room:
-                await other.publish("room", b"\xff\xfe not text")
+                await other.publish("micropie:broadcast:room", b"\xff\xfe not text")
                 await broadcast.publish("room", "still here")
                 return [await asyncio.wait_for(anext(room), WAIT)]
         finally:

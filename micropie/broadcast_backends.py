@@ -348,11 +348,17 @@ class RedisBroadcastBackend(BroadcastBackend):
                 self._deliver(channel, message, message_id)
         elif kind in ("subscribe", "unsubscribe"):
             channel = as_text(item["channel"])
-            waiters = self._confirmations.get(f"{kind}:{channel}")
+            key = f"{kind}:{channel}"
+            waiters = self._confirmations.get(key)
             if waiters:
                 waiter = waiters.popleft()
                 if not waiter.done():
                     waiter.set_result(None)
+                if not waiters:  # nothing kept per channel once it is done with
+                    del self._confirmations[key]
+            if kind == "unsubscribe" and f"subscribe:{channel}" not in self._confirmations:
+                self._channel_of.pop(channel, None)
+                self._channel_of.pop(channel.encode(), None)
 
     def _lost(self, error: BaseException) -> None:
         """The subscriptions' connection is gone: end every subscription, and

@@ -380,3 +380,25 @@ def test_a_channel_name_is_checked(kind: Kind, channel: object, error: type[Exce
                 pass
 
     kind.run(scenario)
+
+
+def test_rooms_joined_and_left_leave_nothing_behind(redis_server: RedisServer) -> None:
+    """Client-named rooms come and go by the thousand: the backend keeps
+    nothing of a room once its last subscriber has left."""
+
+    async def scenario() -> tuple[int, int]:
+        broadcast = Broadcast.from_url(redis_server.url)
+        await broadcast.connect()
+        try:
+            for number in range(300):
+                async with broadcast.subscribe(f"room-{number}") as room:
+                    await broadcast.publish(f"room-{number}", "hello")
+                    await take(room, 1)
+            backend = broadcast.backend
+            assert isinstance(backend, RedisBroadcastBackend)
+            kept = [value for value in vars(backend).values() if isinstance(value, dict)]
+            return broadcast.subscribers("room-0"), sum(len(value) for value in kept)
+        finally:
+            await broadcast.disconnect()
+
+    assert asyncio.run(scenario()) == (0, 0)

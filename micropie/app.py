@@ -212,7 +212,10 @@ class App:
         return await AppSettings.for_app(self).templates.render(name, context)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        settings = AppSettings.for_app(self)
+        try:
+            settings = self.__settings
+        except AttributeError:
+            settings = AppSettings.for_app(self)  # which says what is wrong
         kind = scope["type"]
         if settings.mounts and kind != "lifespan":
             mounted = find_mount(settings.mounts, scope)

@@ -50,7 +50,8 @@ async def serve_http(
                 return
     request = Request(scope, segments, receive=receive, max_body_size=settings.max_body_size)
     try:
-        await request._parse_body()
+        if request.headers._get(b"content-type"):  # without one, there is nothing to parse
+            await request._parse_body()
     except BodyError as exc:
         await error_response(exc.status, str(exc)).send(send, head=head)
         return
@@ -62,7 +63,8 @@ async def serve_http(
         return
     session = SessionHandle(settings.session_backend)
     try:
-        request.session = await session.load(request.cookies)
+        if request.cookies:  # without a cookie there is no session to load
+            request.session = await session.load(request.cookies)
     except Unavailable as exc:  # the store said so in the log, once per outage
         await unavailable_response(exc).send(send, head=head)
         return
@@ -128,9 +130,14 @@ async def _respond(
                 route = routes.chosen(request._route_handler, request.path, websocket=False)
             elif route is None:
                 route, request.path_params = routes.fallback(name, request.path_params)
-            result = (
-                error_response(404) if route is None else await _call_handler(app, route, request)
-            )
+            if route is None:
+                result = error_response(404)
+            elif route.takes_arguments:
+                result = await _call_handler(app, route, request)
+            elif route.is_async:  # most handlers take nothing: called as they are
+                result = await route.function(app)
+            else:
+                result = route.function(app)
         response = result if isinstance(result, Response) else to_response(result)
         if middlewares:
             body = _as_text(response)
@@ -138,11 +145,12 @@ async def _respond(
                 answered = await _after_request(middleware, request, response, body)
                 if answered is not response:
                     response, body = answered, _as_text(answered)
-        cookie = await session.commit_http(
-            request.session, secure=request.is_secure, renew=request._renew_session
-        )
-        if cookie is not None:
-            response.headers.append((b"set-cookie", cookie))
+        if request._renew_session or session.changed(request.session):
+            cookie = await session.commit_http(
+                request.session, secure=request.is_secure, renew=request._renew_session
+            )
+            if cookie is not None:
+                response.headers.append((b"set-cookie", cookie))
     except BodyError as exc:  # from request.body() inside the handler
         return error_response(exc.status, str(exc))
     except ClientGone:
@@ -221,6 +229,7 @@ def _as_text(response: Response) -> str | bytes | None:
 
 
 async def _call_handler(app: Any, route: Route, request: Request) -> Any:
+    """Call a handler that takes arguments with those the request gives."""
     try:
         args, kwargs = route.bind(
             request.path_params, request.query_params, request._parameter_values(), request.session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -20,22 +21,34 @@ def normalize_origins(origins: Iterable[str]) -> frozenset[str]:
     return frozenset(origin.lower().rstrip("/") for origin in origins)
 
 
-def origin_allowed(request: WebSocketRequest, allowed: frozenset[str]) -> bool:
+def origin_allowed(request: WebSocketRequest, allowed: frozenset[str], secure: bool) -> bool:
     """Whether a browser on the page that opened this WebSocket may use it.
 
     A page of another site could otherwise open a WebSocket that rides the
     visitor's session cookie. Browsers always name the page's origin; clients
     that send no ``Origin`` are not browsers, and carry no visitor's cookies.
+    *secure* says whether the handshake came over TLS.
     """
     headers = request.headers
     origins = headers._get(b"origin")
-    if not origins or "*" in allowed:
-        return True
-    origin = origins[0].lower().rstrip("/")
-    if origin in allowed:
+    if not origins:
         return True
     hosts = headers._get(b"host")
-    host = hosts[0].lower() if hosts else ""
+    return _judge(origins[0], hosts[0] if hosts else "", secure, allowed)
+
+
+# A site's pages send the same Origin and Host at every handshake, and the
+# answer depends on nothing else: it is worked out once (parsing the origin
+# is most of the cost), and remembered.
+@functools.lru_cache(maxsize=64)
+def _judge(origin: str, host: str, secure: bool, allowed: frozenset[str]) -> bool:
+    """Whether the page at *origin* may open a WebSocket of the site at *host*."""
+    if "*" in allowed:
+        return True
+    origin = origin.lower().rstrip("/")
+    if origin in allowed:
+        return True
+    host = host.lower()
     try:
         page = urlsplit(origin)
         page.port  # noqa: B018  (a bad port raises here, not later)
@@ -43,6 +56,6 @@ def origin_allowed(request: WebSocketRequest, allowed: frozenset[str]) -> bool:
         return False
     # Over TLS, a plain-http page of the same host may have been injected by
     # anyone on the network: it does not count as the site's own.
-    if request.is_secure and page.scheme == "http":
+    if secure and page.scheme == "http":
         return False
     return bool(host) and page.netloc == host

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import inspect
 import json
+import json.encoder
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -53,7 +54,8 @@ class Response:
             headers = [*headers, (b"content-length", str(len(self.body)).encode())]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         if self.stream is None or head:
-            await _close_stream(self.stream)
+            if self.stream is not None:
+                await _close_stream(self.stream)
             body = b"" if head or self.body is None else self.body
             await send({"type": "http.response.body", "body": body})
             return
@@ -130,7 +132,7 @@ def to_response(result: Any) -> Response:
         # or not, would go out beside it (and two lengths split a response).
         extra = without_length(extra)
     headers = extra
-    if content_type is not None and not any(name == b"content-type" for name, _ in extra):
+    if content_type is not None and not (extra and any(n == b"content-type" for n, _ in extra)):
         headers = [(b"content-type", content_type), *extra]
     return Response(status, body, headers, stream)
 
@@ -143,7 +145,7 @@ def _encode_body(body: Any) -> tuple[bytes | None, bytes | None, Stream | None]:
     if body is None:
         return b"", None, None
     if isinstance(body, (dict, list)):
-        return json.dumps(body, separators=(",", ":")).encode("utf-8"), _JSON, None
+        return _json_text(body).encode("utf-8"), _JSON, None
     if isinstance(body, (Iterator, AsyncIterator)):
         return None, _HTML, body
     if isinstance(body, (int, float)):  # as text, as MicroPie 0.x sent them
@@ -152,6 +154,26 @@ def _encode_body(body: Any) -> tuple[bytes | None, bytes | None, Stream | None]:
         f"a handler returned {type(body).__name__}; return str, bytes, a dict or list "
         "for JSON, a number, None, a generator to stream, or a (status, body[, headers]) tuple"
     )
+
+
+def _json_text(value: dict[Any, Any] | list[Any]) -> str:
+    """``json.dumps(value, separators=(",", ":"))``, for a dict or a list."""
+    if _make_encoder is None:  # no C accelerator: json.dumps uses Python's encoder
+        return json.dumps(value, separators=(",", ":"))
+    # What json.dumps does with the accelerator, less the JSONEncoder it
+    # builds and throws away at every call (half the cost of a small body).
+    # A new encoder each time, as there: its record of the containers being
+    # encoded, to detect circular references, is never shared.
+    encode = _make_encoder({}, _JSON_DEFAULT, _JSON_STRING, None, ":", ",", False, False, True)
+    return encode(value, 0)[0]
+
+
+_make_encoder: Callable[..., Callable[[Any, int], tuple[str]]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)
+# JSONEncoder's default(): the TypeError json.dumps raises for what it cannot encode.
+_JSON_DEFAULT = json.JSONEncoder().default
+_JSON_STRING = json.encoder.encode_basestring_ascii  # ensure_ascii, as json.dumps
 
 
 def without_length(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

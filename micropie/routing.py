@@ -40,6 +40,9 @@ class Route:
     parameters: tuple[_Parameter, ...]
     takes_rest: bool  # has *args, which takes the remaining path segments
     is_async: bool
+    # Whether the request can give it anything (most handlers take nothing):
+    # when not, dispatch need not call bind().
+    takes_arguments: bool
 
     @classmethod
     def from_function(cls, name: str, function: Callable[..., Any], skip: int) -> Route:
@@ -64,6 +67,7 @@ class Route:
             parameters=tuple(parameters),
             takes_rest=takes_rest,
             is_async=inspect.iscoroutinefunction(function),
+            takes_arguments=bool(parameters) or takes_rest,
         )
 
     @property

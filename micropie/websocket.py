@@ -181,16 +181,19 @@ class WebSocket:
             self._check_subprotocol(subprotocol)
         self._state = _State.ACCEPTING  # a second accept() now fails at once
         message = await self._receive()
-        if message.get("type") == "websocket.disconnect":
+        kind = message.get("type")
+        if kind == "websocket.disconnect":
             self._client_left(message)
-        if message.get("type") != "websocket.connect":
-            raise RuntimeError(
-                f"expected the ASGI message 'websocket.connect', got {message.get('type')!r}"
+        if kind != "websocket.connect":
+            raise RuntimeError(f"expected the ASGI message 'websocket.connect', got {kind!r}")
+        if self._state is not _State.ACCEPTING:  # close() ran while accept() waited
+            raise RuntimeError("the WebSocket was closed while accept() was waiting")
+        try:
+            await self._send(
+                {"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers}
             )
-        self._ensure_still_accepting()
-        await self._send_or_disconnect(
-            {"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers}
-        )
+        except OSError as exc:
+            self._lost(exc)
         self._state = _State.OPEN
         self._accepted = True
         if session_id is not None:
@@ -346,6 +349,11 @@ class WebSocket:
         except MessageTypeError:
             await self.close(1003, f"this endpoint takes {kind} messages only")
 
+    @property
+    def _closed(self) -> bool:
+        # Closed by either side: close() would do nothing.
+        return self._state is _State.CLOSED or self._state is _State.DISCONNECTED
+
     def _stop_watching(self) -> None:
         """The handler is done with the connection: no more watching for departures."""
         if self._watch is not None:
@@ -361,16 +369,6 @@ class WebSocket:
                 f"subprotocol {subprotocol!r} was not offered by the client, "
                 f"which offered {offered!r}"
             )
-
-    def _ensure_still_accepting(self) -> None:
-        if self._state is not _State.ACCEPTING:  # close() ran while accept() waited
-            raise RuntimeError("the WebSocket was closed while accept() was waiting")
-
-    async def _send_or_disconnect(self, message: Message) -> None:
-        try:
-            await self._send(message)
-        except OSError as exc:
-            self._lost(exc)
 
     def _lost(self, error: OSError) -> NoReturn:
         if isinstance(error, _ClientDeparted):  # the watch saw the server's disconnect

@@ -61,7 +61,7 @@ async def serve_websocket(
     if route is None and not middlewares:
         await _close_quietly(websocket)  # before accept(): the client sees HTTP 403
         return
-    if not origin_allowed(request, settings.allowed_origins):
+    if not origin_allowed(request, settings.allowed_origins, secure):
         logger.info(
             "WebSocket handshake for %s refused: Origin %r is another site's",
             request.path,
@@ -70,7 +70,8 @@ async def serve_websocket(
         await _close_quietly(websocket)
         return
     try:
-        request.session = await session.load(request.cookies)
+        if request.cookies:  # without a cookie there is no session to load
+            request.session = await session.load(request.cookies)
     except Unavailable:  # the store said so in the log, once per outage
         await _try_again_later(websocket)
         return
@@ -83,7 +84,7 @@ async def serve_websocket(
     cancelled: asyncio.CancelledError | None = None
     token = current_request.set(request)
     try:
-        if await _admit(websocket, request, middlewares):
+        if not middlewares or await _admit(websocket, request, middlewares):
             subapp = request._subapp  # set by a 0.x middleware, rarely
             if request._ws_route_handler is not None:
                 route = routes.chosen(request._ws_route_handler, request.path, websocket=True)
@@ -91,6 +92,8 @@ async def serve_websocket(
                 pass  # handed on below, once this App is out of the way
             elif route is None:
                 await _close_quietly(websocket)  # the handshake is refused: HTTP 403
+            elif not route.takes_arguments:  # the WebSocket only: nothing to bind
+                await route.function(app, websocket)
             else:
                 await _run(app, route, websocket, request)
     except ConnectionClosed:
@@ -164,13 +167,14 @@ async def _finish(
             logger.exception("after_websocket of %r failed", middleware)
     if not failed:  # a handler that failed may have left its session half-changed
         try:
-            await _save_session(request, session, websocket.session_id)
+            if session.changed(request.session):
+                await _save_session(request, session, websocket.session_id)
         except Unavailable:  # the store said so in the log, once per outage
             await _try_again_later(websocket)
         except Exception:
             logger.exception("saving the session after %s failed", request.path)
             await _close_quietly(websocket, _INTERNAL_ERROR, _HANDLER_ERROR_REASON)
-    if close:
+    if close and not websocket._closed:
         # A handler that never accepted is rejected (403); one that left the
         # socket open has it closed normally. Servers answer 500 otherwise.
         await _close_quietly(websocket)
@@ -179,8 +183,7 @@ async def _finish(
 async def _save_session(
     request: WebSocketRequest, session: SessionHandle, accepted_id: str | None
 ) -> None:
-    if not session.changed(request.session):
-        return
+    """Save the session, which changed."""
     session_id = accepted_id or session.known_id
     if session_id is None:
         logger.warning(

@@ -124,6 +124,20 @@ def test_over_tls_a_plain_http_page_of_the_same_host_is_refused() -> None:
     assert not accepted(TestClient(Echo()), "http://testserver", secure=True)
 
 
+def test_each_handshake_is_judged_on_its_own_connection_and_host() -> None:
+    # The check remembers its answers for an Origin and Host: the same
+    # Origin must still be judged afresh for TLS, and for another Host.
+    client = TestClient(Echo())
+    answers = [
+        accepted(client, "http://testserver"),
+        accepted(client, "http://testserver", secure=True),
+        accepted(client, "http://testserver", host="other.example"),
+        accepted(client, "http://other.example", host="other.example"),
+        accepted(client, "http://testserver"),
+    ]
+    assert answers == [True, False, False, True, True]
+
+
 @pytest.mark.parametrize("origin", ["http://[", "http://testserver:99999", "http://:x"])
 def test_a_malformed_origin_is_refused_with_403_not_an_error(
     origin: str, caplog: pytest.LogCaptureFixture

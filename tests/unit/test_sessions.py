@@ -167,3 +167,23 @@ def test_session_cookie_attributes() -> None:
     secure = session_cookie("abc", secure=True).decode().split("; ")
     assert secure[0] == "session_id=abc"
     assert set(secure[1:]) == {"Path=/", "HttpOnly", "SameSite=Lax", "Secure"}
+
+
+_TOKEN_CHARACTERS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+
+
+def test_session_cookie_takes_exactly_the_token_characters() -> None:
+    # Every character up to U+2FFF (and a few beyond), alone, first, in the middle and last.
+    for code in [*range(0x3000), 0xFF21, 0x1D400, 0x10FFFF]:
+        character = chr(code)
+        for session_id in (character, character + "ab", "a" + character + "b", "ab" + character):
+            if character in _TOKEN_CHARACTERS:
+                assert session_cookie(session_id, secure=False).startswith(
+                    f"session_id={session_id};".encode()
+                )
+            else:
+                with pytest.raises(ValueError, match="non-empty token"):
+                    session_cookie(session_id, secure=False)
+    with pytest.raises(ValueError, match="non-empty token"):
+        session_cookie("", secure=False)
+    assert session_cookie("A-z_0.9~" * 20, secure=True).startswith(b"session_id=A-z_0.9~")

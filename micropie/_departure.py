@@ -28,9 +28,10 @@ class _ClientDeparted(OSError):
 class _DepartureWatch:
     """Sends that notice a departed client, on servers that do not say so.
 
-    uvicorn fails a send to a client that has left (ASGI 2.4); hypercorn,
-    granian and daphne drop the message silently, and a handler that only
-    sends would never learn. So while a handler sends without receiving, a
+    hypercorn, granian and daphne drop a send to a client that has left,
+    silently; uvicorn fails it (ASGI 2.4), but not once the client has sent
+    a message the handler left unread. A handler that only sends would
+    never learn. So while a handler sends without receiving, a
     receive() is kept pending; when it brings the disconnect, the next send
     raises ``_ClientDeparted``; a message it brings instead is parked for the
     handler's next receive, and another receive is kept pending (for up to
@@ -38,8 +39,7 @@ class _DepartureWatch:
     messages unread learns of the departure from its receive). A handler
     that receives between its sends learns of
     the departure from its receive: the first send after a receive starts
-    nothing, which keeps an echo loop free of tasks. Servers that report
-    the departure themselves never get one of these.
+    nothing, which keeps an echo loop free of tasks.
 
     Both methods return the server's awaitable rather than awaiting it, so
     that the watch adds no coroutine to a message's path.

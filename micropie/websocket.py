@@ -145,7 +145,7 @@ class WebSocket:
     def _for_handshake(
         cls, receive: Receive, send: Send, handshake: _Handshake, *, watch_sends: bool
     ) -> WebSocket:
-        """The App's constructor; *watch_sends* for servers older than ASGI 2.4."""
+        """The App's constructor; *watch_sends*: see ``_DepartureWatch``."""
         websocket = cls(receive, send)
         websocket._handshake = handshake
         if watch_sends:

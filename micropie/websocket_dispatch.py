@@ -55,8 +55,10 @@ async def serve_websocket(
     handshake = _Handshake(
         secure, request.subprotocols, _SESSION_COOKIE[secure], start_session, spec >= (2, 1)
     )
-    # ASGI 2.4 servers fail a send to a departed client; older ones do not.
-    websocket = WebSocket._for_handshake(receive, send, handshake, watch_sends=spec < (2, 4))
+    # Servers older than ASGI 2.4 drop a send to a departed client, and
+    # uvicorn (2.4) does too once the client has sent a message the handler
+    # left unread: every WebSocket watches for the departure itself.
+    websocket = WebSocket._for_handshake(receive, send, handshake, watch_sends=True)
     # With middlewares, an unknown path is theirs first, as in MicroPie 0.x.
     if route is None and not middlewares:
         await _close_quietly(websocket)  # before accept(): the client sees HTTP 403

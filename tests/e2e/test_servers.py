@@ -397,6 +397,19 @@ def test_send_after_the_client_closed(setup: Setup, probe_server: RunningServer)
     assert outcome == expected(ROW_SEND_AFTER, setup)
 
 
+def test_send_after_the_client_spoke_and_closed(setup: Setup, probe_server: RunningServer) -> None:
+    """The handler only sends; its client says something it never reads, then
+    leaves. Under servers older than ASGI 2.4 the message is parked, and the
+    watch for the departure goes on after it."""
+    probe = probe_name()
+    with ws_connect(f"{probe_server.ws_url}/send_after_leave?probe={probe}") as ws:
+        assert receive(ws) == "ready"
+        ws.send("a message the handler never reads")
+        time.sleep(0.1)  # past the handler's next sends: the message is parked
+    outcome = wait_for_outcome(probe_server, probe, SEND_AFTER_LEAVE_SECONDS + TIMEOUT)
+    assert outcome == expected(ROW_SEND_AFTER, setup)
+
+
 def test_what_the_handler_sees_when_the_client_closes(
     setup: Setup, probe_server: RunningServer
 ) -> None:

@@ -184,7 +184,8 @@ def markdown(results: Results) -> str:
                   *markdown_table("wall_seconds")]  # fmt: skip
     if results.end_to_end:
         lines += ["", "End to end, the load's CPU time over the wall time (well under 100%: "
-                  "the server, not the load, sets the pace):", ""]  # fmt: skip
+                  "the load waits for the server; near 100%: the load sets the pace, and the "
+                  "server's CPU time per operation is the figure to compare):", ""]  # fmt: skip
         for workload, by_framework in results.end_to_end.items():
             shares = ", ".join(
                 f"{FRAMEWORKS[name][0]} "

@@ -22,17 +22,46 @@ def connection(headers: Any, cls: type[HTTPConnection] = HTTPConnection) -> Any:
     return cls({"type": "http", "path": "/", "headers": headers})
 
 
-def test_each_name_once() -> None:
-    raw = [
-        (b"host", b"example.com"),
-        (b"cookie", b"a=1; session_id=xyz"),
-        (b"content-type", b"Application/JSON; charset=utf-8"),
-        (b"accept", b"*/*"),
-    ]
+@pytest.mark.parametrize(
+    ("raw", "cookies", "content_type", "name", "values"),
+    [
+        (  # each name once: read through the dictionary
+            [
+                (b"host", b"example.com"),
+                (b"cookie", b"a=1; session_id=xyz"),
+                (b"content-type", b"Application/JSON; charset=utf-8"),
+                (b"accept", b"*/*"),
+            ],
+            {"a": "1", "session_id": "xyz"},
+            "application/json",
+            b"host",
+            ["example.com"],
+        ),
+        (  # another name repeated: the ones read are as they are
+            [
+                (b"accept", b"text/html"),
+                (b"cookie", b"session_id=xyz"),
+                (b"accept", b"*/*"),
+                (b"content-type", b"text/plain"),
+            ],
+            {"session_id": "xyz"},
+            "text/plain",
+            b"accept",
+            ["text/html", "*/*"],
+        ),
+    ],
+)
+def test_headers_read_alike_whether_a_name_repeats_or_not(
+    raw: list[tuple[bytes, bytes]],
+    cookies: dict[str, str],
+    content_type: str,
+    name: bytes,
+    values: list[str],
+) -> None:
     request = connection(raw, Request)
-    assert request.cookies == {"a": "1", "session_id": "xyz"}
-    assert request.content_type == "application/json"
-    assert request.headers._get(b"host") == ["example.com"]
+    assert request.cookies == cookies
+    assert request.content_type == content_type
+    assert request.headers._get(name) == values
     assert request.headers._get(b"origin") == []
 
 
@@ -45,20 +74,6 @@ def test_cookie_headers_sent_one_per_cookie_all_count() -> None:
     # HTTP/2 clients send each cookie in a header of its own.
     raw = [(b"cookie", b"a=1"), (b"accept", b"*/*"), (b"cookie", b"session_id=xyz")]
     assert connection(raw).cookies == {"a": "1", "session_id": "xyz"}
-
-
-def test_another_name_repeated_leaves_the_ones_read_as_they_are() -> None:
-    raw = [
-        (b"accept", b"text/html"),
-        (b"cookie", b"session_id=xyz"),
-        (b"accept", b"*/*"),
-        (b"content-type", b"text/plain"),
-    ]
-    request = connection(raw, Request)
-    assert request.cookies == {"session_id": "xyz"}
-    assert request.content_type == "text/plain"
-    assert request.headers._get(b"accept") == ["text/html", "*/*"]
-    assert request.headers._get(b"origin") == []
 
 
 def test_a_repeated_content_type_is_read_from_its_first() -> None:

@@ -13,10 +13,6 @@ from micropie._asgi import Message, Receive, Send
 _MOST_PARKED = 64
 
 
-async def _now(message: Message) -> Message:
-    return message
-
-
 class _ClientDeparted(OSError):
     """A send noticed that the client had left: *message* is the server's disconnect."""
 
@@ -37,15 +33,17 @@ class _DepartureWatch:
     handler's next receive, and another receive is kept pending (for up to
     _MOST_PARKED messages: a handler that leaves more of its client's
     messages unread learns of the departure from its receive). A handler
-    that receives between its sends learns of
-    the departure from its receive: the first send after a receive starts
+    that receives learns of the departure from its receive: nothing is
+    watched while a receive waits (another task of the handler's may be
+    sending meanwhile, as a relay does: a second receive would take the
+    first one's message), and the first send after a receive starts
     nothing, which keeps an echo loop free of tasks.
 
-    Both methods return the server's awaitable rather than awaiting it, so
-    that the watch adds no coroutine to a message's path.
+    ``send`` returns the server's awaitable rather than awaiting it, so that
+    the watch adds no coroutine to a message sent.
     """
 
-    __slots__ = ("_parked", "_pending", "_receive", "_received_last", "_send")
+    __slots__ = ("_parked", "_pending", "_receive", "_received_last", "_receiving", "_send")
 
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive = receive
@@ -53,19 +51,26 @@ class _DepartureWatch:
         self._pending: asyncio.Future[Message] | None = None
         self._parked: deque[Message] = deque()
         self._received_last = False
+        self._receiving = False
 
-    def receive(self) -> Awaitable[Message]:
+    async def receive(self) -> Message:
         self._received_last = True
         if self._parked:  # they came first
-            return _now(self._parked.popleft())
+            return self._parked.popleft()
         pending = self._pending
-        if pending is not None:
-            self._pending = None
-            return pending
-        return self._receive()
+        self._receiving = True
+        try:
+            if pending is not None:
+                self._pending = None
+                return await pending
+            return await self._receive()
+        finally:
+            self._receiving = False
 
     def send(self, message: Message) -> Awaitable[None]:
-        if self._received_last:
+        if self._receiving:
+            pass  # the handler is reading: its receive brings the departure
+        elif self._received_last:
             self._received_last = False  # the handler reads: its receive brings the departure
         elif message["type"] == "websocket.send":
             pending = self._pending

@@ -394,7 +394,13 @@ def test_send_after_the_client_closed(setup: Setup, probe_server: RunningServer)
     with ws_connect(f"{probe_server.ws_url}/send_after_leave?probe={probe}") as ws:
         assert receive(ws) == "ready"
     outcome = wait_for_outcome(probe_server, probe, SEND_AFTER_LEAVE_SECONDS + TIMEOUT)
-    assert outcome == expected(ROW_SEND_AFTER, setup)
+    assert outcome in outcomes(expected(ROW_SEND_AFTER, setup))
+
+
+def outcomes(cell: str) -> set[str]:
+    """The outcomes a cell allows: "code 1000 or 1006" is either."""
+    start, _, codes = cell.rpartition("code ")
+    return {f"{start}code {code}" for code in codes.split(" or ")} if start else {cell}
 
 
 def test_send_after_the_client_spoke_and_closed(setup: Setup, probe_server: RunningServer) -> None:
@@ -407,7 +413,7 @@ def test_send_after_the_client_spoke_and_closed(setup: Setup, probe_server: Runn
         ws.send("a message the handler never reads")
         time.sleep(0.1)  # past the handler's next sends: the message is parked
     outcome = wait_for_outcome(probe_server, probe, SEND_AFTER_LEAVE_SECONDS + TIMEOUT)
-    assert outcome == expected(ROW_SEND_AFTER, setup)
+    assert outcome in outcomes(expected(ROW_SEND_AFTER, setup))
 
 
 def test_what_the_handler_sees_when_the_client_closes(

@@ -148,3 +148,42 @@ def test_what_the_client_said_while_the_handler_sent_comes_in_order() -> None:
         return [await ws.receive_text() for _ in range(6)]
 
     assert asyncio.run(scenario()) == [*(f"said {n}" for n in range(5)), "said last"]
+
+
+class LastWaiterServer(SilentServer):
+    """A server that hands each message to the receive() that asked last
+    (servers owe no order among concurrent receives)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiters: list[asyncio.Future[dict[str, Any]]] = []
+
+    async def receive(self) -> dict[str, Any]:
+        if not self.incoming.empty():
+            return self.incoming.get_nowait()
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        return await waiter
+
+    def client_says(self, text: str) -> None:
+        self.waiters.pop().set_result(text_frame(text))
+
+
+def test_a_handler_reading_while_another_task_sends_gets_every_message() -> None:
+    """The chat's shape: one task reads the client, another relays the room
+    to it. No second receive competes with the reader's."""
+
+    async def scenario() -> tuple[str, int]:
+        server = LastWaiterServer()
+        ws = await server.websocket()
+        reading = asyncio.create_task(ws.receive_text())
+        await asyncio.sleep(0)  # the reader waits now
+        for number in range(5):  # the relay sends
+            await ws.send_text(f"room line {number}")
+        waiting = len(server.waiters)
+        server.client_says("hello room")
+        return await asyncio.wait_for(reading, 1), waiting
+
+    heard, waiting = asyncio.run(scenario())
+    assert heard == "hello room"
+    assert waiting == 1  # the reader's receive only

@@ -49,7 +49,8 @@ class _DepartureWatch:
         self._receive = receive
         self._send = send
         self._pending: asyncio.Future[Message] | None = None
-        self._parked: deque[Message] = deque()
+        # Made when a message is first parked: most connections never need it.
+        self._parked: deque[Message] | None = None
         self._received_last = False
         self._receiving = False
 
@@ -81,17 +82,19 @@ class _DepartureWatch:
                 self._pending = None
                 if early.get("type") == "websocket.disconnect":
                     raise _ClientDeparted(early)
+                if self._parked is None:
+                    self._parked = deque()
                 self._parked.append(early)  # the client spoke: keep it, and watch on
                 self._watch()
         return self._send(message)
 
     def _watch(self) -> None:
-        if len(self._parked) < _MOST_PARKED:
+        if self._parked is None or len(self._parked) < _MOST_PARKED:
             self._pending = asyncio.ensure_future(self._receive())
 
     def stop(self) -> None:
         """Cancel the pending receive: the handler is done with the connection."""
-        self._parked.clear()
+        self._parked = None
         pending, self._pending = self._pending, None
         if pending is not None:
             if pending.done():

@@ -104,13 +104,12 @@ def test_sigterm_cancels_the_tasks_before_the_shutdown_ends(
     cancelled = [m for m in messages if m.startswith("INFO app: report 1 cancelled after ")]
     assert len(cancelled) == 1, lines
     assert cancelled[0].endswith(" of 1000 pieces")
-    # Both tasks ended (in the order they were started) before the shutdown was complete.
-    ends = [
-        messages.index("INFO app: stopped forgetting old reports"),
-        messages.index(cancelled[0]),
-        messages.index("INFO uvicorn.error: Application shutdown complete."),
-    ]
-    assert ends == sorted(ends), lines
+    # Both tasks ended before the shutdown was complete. (They are cancelled in
+    # the order they were started; which one ends first depends on what each
+    # was waiting for: a piece of the report in the pool may finish meanwhile.)
+    complete = messages.index("INFO uvicorn.error: Application shutdown complete.")
+    assert messages.index("INFO app: stopped forgetting old reports") < complete, lines
+    assert messages.index(cancelled[0]) < complete, lines
     assert_no_errors("\n".join(lines))
     assert "Task was destroyed" not in server.output
     # The pool was shut down: no worker process outlived the server.

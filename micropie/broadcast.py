@@ -37,6 +37,7 @@ from micropie.broadcast_backends import (
     RedisBroadcastBackend,
 )
 from micropie.broadcast_history import History, Replay, is_message_id, message_key
+from micropie.unavailable import Unavailable
 
 __all__ = [
     "Broadcast",
@@ -342,6 +343,8 @@ class Broadcast:
             self._backend_channels.discard(channel)
             try:
                 await self.backend.unsubscribe(channel)
+            except Unavailable:
+                pass  # the subscription went with the connection; the outage is logged once
             except Exception:
                 logger.exception("unsubscribing from %r failed", channel)
 

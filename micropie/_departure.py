@@ -21,6 +21,10 @@ class _ClientDeparted(OSError):
         self.message = message
 
 
+async def _ready(message: Message) -> Message:
+    return message
+
+
 class _DepartureWatch:
     """Sends that notice a departed client, on servers that do not say so.
 
@@ -54,19 +58,26 @@ class _DepartureWatch:
         self._received_last = False
         self._receiving = False
 
-    async def receive(self) -> Message:
+    def receive(self) -> Awaitable[Message]:
+        """The handler's receive: the server's awaitable, or what came first.
+
+        The caller calls :meth:`received` once it is over, raised or not:
+        a method rather than a coroutine here, so that a message received
+        costs no coroutine of the watch's.
+        """
         self._received_last = True
-        if self._parked:  # they came first
-            return self._parked.popleft()
-        pending = self._pending
         self._receiving = True
-        try:
-            if pending is not None:
-                self._pending = None
-                return await pending
-            return await self._receive()
-        finally:
-            self._receiving = False
+        if self._parked:  # they came first
+            return _ready(self._parked.popleft())
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            return pending
+        return self._receive()
+
+    def received(self) -> None:
+        """The handler's receive is over: sends may watch again."""
+        self._receiving = False
 
     def send(self, message: Message) -> Awaitable[None]:
         if self._receiving:

@@ -121,6 +121,7 @@ class WebSocket:
     __slots__ = (
         "__weakref__",  # so that a room of sockets can be a WeakSet
         "_accepted",
+        "_after_receive",
         "_client_close",
         "_handshake",
         "_receive",
@@ -140,6 +141,8 @@ class WebSocket:
         self._client_close: tuple[int, str] | None = None
         self._handshake = _BUILT_BY_HAND
         self._watch: _DepartureWatch | None = None
+        # Called once each receive is over, raised or not.
+        self._after_receive: Callable[[], None] = _nothing
 
     @classmethod
     def _for_handshake(
@@ -151,6 +154,7 @@ class WebSocket:
         if watch_sends:
             watch = websocket._watch = _DepartureWatch(receive, send)
             websocket._receive = watch.receive
+            websocket._after_receive = watch.received
             websocket._send = watch.send
         return websocket
 
@@ -180,7 +184,10 @@ class WebSocket:
         if subprotocol is not None:
             self._check_subprotocol(subprotocol)
         self._state = _State.ACCEPTING  # a second accept() now fails at once
-        message = await self._receive()
+        try:
+            message = await self._receive()
+        finally:
+            self._after_receive()
         kind = message.get("type")
         if kind == "websocket.disconnect":
             self._client_left(message)
@@ -209,7 +216,10 @@ class WebSocket:
         ``ValueError`` if a binary message is received."""
         if self._state is not _OPEN:
             self._refuse("receive")
-        message = await self._receive()
+        try:
+            message = await self._receive()
+        finally:
+            self._after_receive()
         # Servers differ: hypercorn sends both keys with one None, and an
         # empty text frame is "", so only "is not None" tells them apart.
         if message.get("type") == "websocket.receive":
@@ -224,7 +234,10 @@ class WebSocket:
         ``ValueError`` if a text message is received."""
         if self._state is not _OPEN:
             self._refuse("receive")
-        message = await self._receive()
+        try:
+            message = await self._receive()
+        finally:
+            self._after_receive()
         if message.get("type") == "websocket.receive":
             data = message.get("bytes")
             if data is not None:
@@ -411,6 +424,10 @@ class WebSocket:
         if self._client_close is not None:  # DISCONNECTED
             raise ConnectionClosed(*self._client_close)
         raise RuntimeError(f"cannot {action}: the WebSocket is closed")
+
+
+def _nothing() -> None:
+    pass
 
 
 def _payload(message: Message, key: str) -> Any:

@@ -187,3 +187,18 @@ def test_a_handler_reading_while_another_task_sends_gets_every_message() -> None
     heard, waiting = asyncio.run(scenario())
     assert heard == "hello room"
     assert waiting == 1  # the reader's receive only
+
+
+def test_a_handler_whose_receive_timed_out_still_learns_it_when_it_only_sends() -> None:
+    async def scenario() -> tuple[int, int]:
+        server = SilentServer()
+        ws = await server.websocket()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.receive_text(), 0.01)  # nothing came: it sends instead
+        await ws.send_text("news")
+        server.client_leaves(1001)
+        return await sends_until_closed(ws)
+
+    # A receive that ended by cancellation is over too: the sends watch again.
+    sends, code = asyncio.run(scenario())
+    assert sends <= 3 and code == 1001

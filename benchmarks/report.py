@@ -27,6 +27,7 @@ WORKLOADS = {
     "ws_binary": ("Binary echo (16 KiB), in process", "message"),
     "ws_handshake": ("Handshake with a session cookie, in process", "handshake"),
     "http_json": ("HTTP GET returning JSON, in process", "request"),
+    "http_json_sync": ("The same from a def handler (a worker thread), in process", "request"),
     **{
         workload: (
             f"Echo through {e2e_parts(workload)[1]}, end to end"

@@ -46,6 +46,7 @@ IN_PROCESS = {
     "ws_binary": 100_000,
     "ws_handshake": 10_000,
     "http_json": 50_000,
+    "http_json_sync": 20_000,
 }
 WORKLOADS = (*IN_PROCESS, *report.E2E_WORKLOADS)
 CLIENT_MESSAGES = 2000  # per end-to-end client

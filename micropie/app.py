@@ -15,7 +15,7 @@ from micropie.http_dispatch import serve_http
 from micropie.lifespan import LifespanHandler, serve_lifespan
 from micropie.middleware import HttpMiddleware, MiddlewareList, WebSocketMiddleware
 from micropie.mounting import add_mount, find_mount
-from micropie.origins import normalize_origins
+from micropie.origins import normalize_hosts, normalize_origins, refuse_host
 from micropie.request import Request, current_request
 from micropie.responses import redirect
 from micropie.routing import RouteTable
@@ -34,7 +34,8 @@ class App:
     handshake at ``/chat`` calls ``ws_chat(websocket)``. Sessions are kept by
     *session_backend*, an :class:`~micropie.sessions.InMemorySessionBackend`
     unless you pass another. WebSocket handshakes from pages of other sites are
-    refused unless *allowed_origins* names them. Templates are read from
+    refused unless *allowed_origins* names them. Requests for hosts that
+    *allowed_hosts* does not name are refused. Templates are read from
     *templates_dir*, relative to the working directory unless absolute. A
     request body larger than *max_body_size* bytes is refused with 413.
 
@@ -90,6 +91,19 @@ class App:
        so that another site's page cannot ride a visitor's session cookie.
        Handshakes without an ``Origin`` header (clients that are not
        browsers) are let through.
+
+    .. attribute:: allowed_hosts
+       :type: frozenset[str]
+
+       The host names the site answers for, compared with each request's
+       ``Host`` header without regard to case: ``"example.com"`` on any
+       port, ``"example.com:8000"`` on that port only, ``"*.example.com"``
+       for every subdomain (not ``example.com`` itself), ``"[::1]"`` for an
+       IPv6 address. ``"*"``, the default, answers for every host. Any other
+       ``Host``, a malformed one, or none at all is answered with 400 (a
+       WebSocket handshake: refused with HTTP 403) before anything else
+       runs, mounted applications included. Set it in production: it is what
+       stops DNS rebinding (see :doc:`/security`).
     """
 
     __module__ = "micropie"
@@ -109,6 +123,7 @@ class App:
     )
     max_body_size: Setting[int, int] = Setting()
     allowed_origins: Setting[frozenset[str], Iterable[str]] = Setting(normalize_origins)
+    allowed_hosts: Setting[frozenset[str], Iterable[str]] = Setting(normalize_hosts)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -131,6 +146,7 @@ class App:
         templates_dir: str | Path = "templates",
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         allowed_origins: Iterable[str] = (),
+        allowed_hosts: Iterable[str] = ("*",),
         middlewares: Iterable[HttpMiddleware | WebSocketMiddleware] = (),
     ) -> None:
         self.__settings = AppSettings(
@@ -145,6 +161,7 @@ class App:
             mounts=(),
             max_body_size=max_body_size,
             allowed_origins=normalize_origins(allowed_origins),
+            allowed_hosts=normalize_hosts(allowed_hosts),
             templates=TemplateRenderer(templates_dir),
         )
 
@@ -167,8 +184,8 @@ class App:
         grows by *path*, and ``path`` stays whole. It answers for itself: this
         App's middlewares, sessions and Origin check do not apply to it, and
         its lifespan events are not sent (start what it needs in
-        :attr:`startup_handlers`). *path* starts with ``/``; the longest
-        mounted prefix that matches wins.
+        :attr:`startup_handlers`); only :attr:`allowed_hosts` does. *path*
+        starts with ``/``; the longest mounted prefix that matches wins.
         """
         settings = AppSettings.for_app(self)
         settings.mounts = add_mount(settings.mounts, path, app)
@@ -217,6 +234,11 @@ class App:
         except AttributeError:
             settings = AppSettings.for_app(self)  # which says what is wrong
         kind = scope["type"]
+        hosts = settings.allowed_hosts
+        # Before everything, mounts included; nothing to do unless hosts are named.
+        if hosts.checked and (kind == "http" or kind == "websocket") and not hosts.allow(scope):
+            await refuse_host(scope, send)
+            return
         if settings.mounts and kind != "lifespan":
             mounted = find_mount(settings.mounts, scope)
             if mounted is not None:

@@ -43,8 +43,9 @@ class BackgroundTasks:
     ) -> asyncio.Task[_T]:
         """Run *coroutine* in a task of its own, and return the task.
 
-        Call it where an event loop runs: in a handler, a startup handler or
-        another task. *name* names the task in the log; by default, the
+        Call it where an event loop runs: in an ``async def`` handler, a
+        startup handler or another task (a ``def`` handler runs in a worker
+        thread, where none does). *name* names the task in the log; by default, the
         coroutine function's name.
 
         :rtype: asyncio.Task
@@ -60,8 +61,9 @@ class BackgroundTasks:
         except RuntimeError:
             coroutine.close()  # never to run: no "was never awaited" warning on top
             raise RuntimeError(
-                "create_task() needs a running event loop: call it from a handler, "
-                "a startup handler or another task"
+                "create_task() needs a running event loop: call it from an async def "
+                "handler, a startup handler or another task (a def handler runs in a "
+                "worker thread)"
             ) from None
         name = name or getattr(coroutine, "__qualname__", None)
         task = loop.create_task(coroutine, name=name)

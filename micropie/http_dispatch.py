@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -137,7 +138,9 @@ async def _respond(
             elif route.is_async:  # most handlers take nothing: called as they are
                 result = await route.function(app)
             else:
-                result = route.function(app)
+                # A def handler may block (time.sleep, a database driver): off
+                # the event loop, which every other request and WebSocket needs.
+                result = await asyncio.to_thread(route.function, app)
         response = result if isinstance(result, Response) else to_response(result)
         if middlewares:
             body = _as_text(response)
@@ -147,7 +150,10 @@ async def _respond(
                     response, body = answered, _as_text(answered)
         if request._renew_session or session.changed(request.session):
             cookie = await session.commit_http(
-                request.session, secure=request.is_secure, renew=request._renew_session
+                request.session,
+                secure=request.is_secure,
+                path=request.path,
+                renew=request._renew_session,
             )
             if cookie is not None:
                 response.headers.append((b"set-cookie", cookie))
@@ -238,4 +244,4 @@ async def _call_handler(app: Any, route: Route, request: Request) -> Any:
         return error_response(400, f"Bad Request: {exc}")
     if route.is_async:
         return await route.function(app, *args, **kwargs)
-    return route.function(app, *args, **kwargs)
+    return await asyncio.to_thread(route.function, app, *args, **kwargs)

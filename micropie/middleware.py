@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -163,7 +164,27 @@ class MiddlewareList(list[Middleware]):
                     else "HttpMiddleware and WebSocketMiddleware instances"
                 )
                 raise TypeError(f"{self._owner} takes {wanted}, not {type(value).__name__}")
+            _check_hooks(value)
         return values
+
+
+# Awaited on every request or handshake: a plain def would fail there, on the first one.
+_HOOKS = {
+    HttpMiddleware: ("before_request", "after_request"),
+    WebSocketMiddleware: ("before_websocket", "after_websocket"),
+}
+
+
+def _check_hooks(middleware: Middleware) -> None:
+    """Refuse a middleware whose hooks are not all coroutine functions."""
+    for kind, names in _HOOKS.items():
+        if isinstance(middleware, kind):
+            for name in names:
+                if not inspect.iscoroutinefunction(getattr(middleware, name)):
+                    raise TypeError(
+                        f"{type(middleware).__name__}.{name} must be 'async def': "
+                        "MicroPie awaits middleware hooks on the event loop"
+                    )
 
 
 # For each method that changes the list: which argument brings new items

@@ -9,9 +9,42 @@ import json
 from typing import Any
 
 from micropie._redis import DEFAULT_URL, Outage, RedisTarget, RedisUnavailable, import_redis
-from micropie.sessions import SessionBackend
+from micropie.sessions import NEW_SESSION_MAX_AGE, SessionBackend
 
 __all__ = ["RedisSessionBackend"]
+
+# A new session is stored as [session], a JSON list that no session is, until
+# its client comes back with the cookie: then as the session alone.
+
+# KEYS[1]: the session; ARGV[1]: the milliseconds to add (max_age less
+# new_session_max_age). If it is still stored as new: unmarked, with its full
+# lifetime, counted from its save. What is stored now is kept, not what
+# load() read, so that a save made meanwhile is not undone.
+_WELCOME_BACK = """
+local stored = redis.call('GET', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if not stored or string.sub(stored, 1, 1) ~= '[' or ttl < 0 then
+  return 0
+end
+redis.call('SET', KEYS[1], string.sub(stored, 2, -2), 'PX', ttl + tonumber(ARGV[1]))
+return 1
+"""
+
+# KEYS[1]: the session; ARGV: its data as JSON, and the milliseconds to keep
+# it for if its client came back, and if not. Only if it is stored now: a
+# session deleted meanwhile stays deleted.
+_REPLACE = """
+local stored = redis.call('GET', KEYS[1])
+if not stored then
+  return 0
+end
+if string.sub(stored, 1, 1) == '[' then
+  redis.call('SET', KEYS[1], '[' .. ARGV[1] .. ']', 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"""
 
 
 class RedisSessionBackend(SessionBackend):
@@ -24,7 +57,11 @@ class RedisSessionBackend(SessionBackend):
     of your own. Each
     session is stored as JSON under *prefix* followed by its ID, and expires
     *max_age* seconds after it was last saved; so its values must be what JSON
-    can hold (tuples come back as lists).
+    can hold (tuples come back as lists). A new session expires
+    *new_session_max_age* seconds after it was saved, unless its client comes
+    back with the cookie first: it then gets its full *max_age*. A session
+    loaded under an ID is saved only if it is still stored, in one step
+    (a Lua script), so that a session deleted meanwhile stays deleted.
 
     When Redis cannot be reached, or does not answer within *timeout* seconds
     (for a client made from a URL; a client of yours keeps its own
@@ -43,13 +80,17 @@ class RedisSessionBackend(SessionBackend):
         redis: Any = DEFAULT_URL,
         *,
         max_age: float = 14 * 24 * 3600,
+        new_session_max_age: float = NEW_SESSION_MAX_AGE,
         prefix: str = "micropie:session:",
         check_timeout: float = 5.0,
         timeout: float = 2.0,
         retry_after: float = 5.0,
     ) -> None:
-        if max_age <= 0:
-            raise ValueError(f"max_age must be positive, got {max_age!r}")
+        if max_age <= 0 or new_session_max_age <= 0:
+            raise ValueError(
+                f"max_age and new_session_max_age must be positive, "
+                f"got {max_age!r} and {new_session_max_age!r}"
+            )
         if not timeout > 0 or not retry_after > 0:
             raise ValueError(
                 f"timeout and retry_after must be positive, got {timeout!r} and {retry_after!r}"
@@ -59,6 +100,13 @@ class RedisSessionBackend(SessionBackend):
         self.where = self._target.where
         self.client: Any = self._target.client(timeout)
         self.max_age = max_age
+        self.new_session_max_age = min(new_session_max_age, max_age)
+        self._lifetime = _milliseconds(max_age)
+        self._new_lifetime = _milliseconds(self.new_session_max_age)
+        # Whether new sessions are marked: not when they live as long as the others.
+        self._marks_new = self._new_lifetime < self._lifetime
+        self._welcome_back = self.client.register_script(_WELCOME_BACK)
+        self._replace = self.client.register_script(_REPLACE)
         self.prefix = prefix
         self.check_timeout = check_timeout
         self.retry_after = retry_after
@@ -87,8 +135,9 @@ class RedisSessionBackend(SessionBackend):
         await self._target.close(self.client)
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
+        key = self._key(session_id)
         try:
-            raw = await self.client.get(self._key(session_id))
+            raw = await self.client.get(key)
         except self._errors as exc:
             raise self._unavailable(exc) from exc
         except self._wrong_type:  # WRONGTYPE: a key of another kind under that name
@@ -100,20 +149,64 @@ class RedisSessionBackend(SessionBackend):
             data = json.loads(raw)
         except (ValueError, RecursionError):  # not ours, or nested too deep: never adopt it
             return None
+        if type(data) is list:  # a new session, [session]: its client is back
+            if len(data) != 1:
+                return None
+            data = data[0]
+            if isinstance(data, dict) and data:
+                await self._run(self._welcome_back, key, self._lifetime - self._new_lifetime)
         return data if isinstance(data, dict) and data else None
 
     async def save(self, session_id: str, data: dict[str, Any]) -> None:
         try:
             if data:
                 payload = json.dumps(data, separators=(",", ":"))
-                await self.client.set(
-                    self._key(session_id), payload, px=max(1, int(self.max_age * 1000))
-                )
+                await self.client.set(self._key(session_id), payload, px=self._lifetime)
             else:
                 await self.client.delete(self._key(session_id))
         except self._errors as exc:
             raise self._unavailable(exc) from exc
         self._available()
+
+    async def create(self, session_id: str, data: dict[str, Any]) -> None:
+        """Store *data* under the new *session_id* for *new_session_max_age* seconds."""
+        if not self._marks_new:
+            await self.save(session_id, data)
+            return
+        payload = json.dumps([data], separators=(",", ":"))
+        try:
+            await self.client.set(self._key(session_id), payload, px=self._new_lifetime)
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+        self._available()
+
+    async def replace(self, session_id: str, data: dict[str, Any]) -> bool:
+        """Store *data* under *session_id* if a session is stored there now, in
+        one step (a Lua script); return whether one was."""
+        if not data:
+            try:
+                deleted = await self.client.delete(self._key(session_id))
+            except self._errors as exc:
+                raise self._unavailable(exc) from exc
+            self._available()
+            return bool(deleted)
+        payload = json.dumps(data, separators=(",", ":"))
+        return await self._run(
+            self._replace, self._key(session_id), payload, self._lifetime, self._new_lifetime
+        )
+
+    async def _run(self, script: Any, key: str, *args: Any) -> bool:
+        """Run one of the scripts on *key*; whether it did its work."""
+        try:
+            done = await script(keys=[key], args=args)
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+        except self._wrong_type as exc:
+            if str(exc).startswith("WRONGTYPE"):  # a key of another kind: not a session
+                return False
+            raise  # scripts refused, say: not to be taken for a deleted session
+        self._available()
+        return bool(done)
 
     def _unavailable(self, error: BaseException) -> RedisUnavailable:
         self._outage.begin(error, "requests with a session are answered with 503 until it is back")
@@ -124,3 +217,7 @@ class RedisSessionBackend(SessionBackend):
     def _available(self) -> None:
         if self._outage.ongoing:
             self._outage.end()
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, int(seconds * 1000))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs
 
 from micropie._asgi import Receive, Scope
@@ -356,6 +356,20 @@ class WebSocketRequest(HTTPConnection):
     def subprotocols(self) -> list[str]:
         """The subprotocols the client offered, in its order of preference."""
         return list(self.scope.get("subprotocols", []))
+
+    def renew_session(self) -> NoReturn:
+        """Raise :class:`RuntimeError`: a WebSocket cannot renew its session.
+
+        Moving a session to a new ID needs a new cookie, and a WebSocket
+        handler can send one in its handshake only, to start a session
+        (:meth:`WebSocket.accept`). Renew the session over HTTP instead, in
+        the request that logs the user in (:meth:`Request.renew_session`).
+        """
+        raise RuntimeError(
+            "renew_session() works over HTTP only: a WebSocket cannot send the new session "
+            "cookie, nor retire the old one; renew the session in the HTTP request that "
+            "logs the user in"
+        )
 
 
 _FORM = "application/x-www-form-urlencoded"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import json
 import json.encoder
@@ -213,30 +214,21 @@ async def _send_stream(send: Send, stream: Stream, receive: Receive | None) -> N
     # client without a word: only http.disconnect says it left, and a
     # generator waiting for its next event would otherwise wait forever.
     watch = _DisconnectWatch(receive) if receive is not None else None
+    # A sync iterator may block in next() (time.sleep, a blocking read): it is
+    # stepped in a worker thread, off the event loop that every request needs.
+    chunks = stream if isinstance(stream, AsyncIterator) else _SteppedInThread(stream)
     count = 0
     try:
-        if isinstance(stream, AsyncIterator):
-            async for chunk in stream:
-                try:
-                    await send(_more(chunk))
-                except OSError:
-                    return  # a server that reports the departure on send (ASGI 2.4)
-                count += 1
-                if count % _CHUNKS_BETWEEN_YIELDS == 0:
-                    await asyncio.sleep(0)
-                if watch is not None and watch.gone:
-                    return  # the stream swallowed the watch's cancellation
-        else:
-            for chunk in stream:
-                try:
-                    await send(_more(chunk))
-                except OSError:
-                    return
-                count += 1
-                if count % _CHUNKS_BETWEEN_YIELDS == 0:
-                    await asyncio.sleep(0)
-                if watch is not None and watch.gone:
-                    return
+        async for chunk in chunks:
+            try:
+                await send(_more(chunk))
+            except OSError:
+                return  # a server that reports the departure on send (ASGI 2.4)
+            count += 1
+            if count % _CHUNKS_BETWEEN_YIELDS == 0:
+                await asyncio.sleep(0)
+            if watch is not None and watch.gone:
+                return  # the stream swallowed the watch's cancellation
         with contextlib.suppress(OSError):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
@@ -250,7 +242,7 @@ async def _send_stream(send: Send, stream: Stream, receive: Receive | None) -> N
         if watch is not None:
             await watch.stop()
         # Closing runs the stream's finally clauses; on one that has ended, it does nothing.
-        await _close_quietly(stream)
+        await _close_quietly(chunks)
 
 
 class _DisconnectWatch:
@@ -298,13 +290,92 @@ class _DisconnectWatch:
             self.settle()
 
 
+_END = object()  # what a step returns at the end: StopIteration cannot cross into a future
+
+
+def _step(iterator: Iterator[Any]) -> Any:
+    return next(iterator, _END)
+
+
+class _SteppedInThread:
+    """A sync iterator, stepped in the event loop's default executor: one
+    ``next()`` per chunk, each in a worker thread, in the sender's context
+    (``contextvars``), as an async generator runs in its task's."""
+
+    __slots__ = ("_iterator", "_step")
+
+    def __init__(self, iterator: Iterator[Any]) -> None:
+        self._iterator = iterator
+        self._step: asyncio.Future[Any] | None = None
+
+    def __aiter__(self) -> _SteppedInThread:
+        return self
+
+    async def __anext__(self) -> Any:
+        run = contextvars.copy_context().run
+        step = asyncio.get_running_loop().run_in_executor(None, run, _step, self._iterator)
+        self._step = step
+        # Shielded: a thread cannot be interrupted, so a cancellation (the
+        # client left) leaves the step to finish, and aclose() waits for it.
+        chunk = await asyncio.shield(step)
+        if chunk is _END:
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        """Close the iterator once the step under way, if any, has returned:
+        a generator cannot be closed while it runs in another thread."""
+        step = self._step
+        if step is not None and not step.done():
+            try:
+                await asyncio.shield(step)
+            except asyncio.CancelledError:
+                # The server gave up on the request: the iterator is closed
+                # when the step returns, without it.
+                step.add_done_callback(self._close_later)
+                raise
+            except Exception:
+                # The step the client did not wait for failed: the stream's own bug.
+                logger.exception("a streamed response failed midway")
+        await _close_sync(self._iterator)
+
+    def _close_later(self, step: asyncio.Future[Any]) -> None:
+        if not step.cancelled() and (error := step.exception()) is not None:
+            logger.error("a streamed response failed midway", exc_info=error)
+        with contextlib.suppress(RuntimeError):  # the loop is closing: nothing can run now
+            step.get_loop().run_in_executor(None, _close_in_thread, self._iterator)
+
+
+async def _close_sync(iterator: Iterator[Any]) -> None:
+    """Close a sync iterator (run its generator's ``finally``) in a worker thread."""
+    if inspect.isgenerator(iterator):
+        state = inspect.getgeneratorstate(iterator)
+        if state == inspect.GEN_CLOSED:
+            return  # ended, or closed already: nothing is left to run
+        if state == inspect.GEN_CREATED:
+            iterator.close()  # never started: closing it runs none of its code
+            return
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        await asyncio.to_thread(close)
+
+
+def _close_in_thread(iterator: Iterator[Any]) -> None:
+    close = getattr(iterator, "close", None)
+    try:
+        if close is not None:
+            close()
+    except Exception:
+        logger.exception("closing a streamed response failed")
+
+
 async def close_stream(response: Response) -> None:
     """Close the stream of a response that will not be sent (replaced, or failed)."""
     if response.stream is not None:
         await _close_quietly(response.stream)
 
 
-async def _close_quietly(stream: Stream) -> None:
+async def _close_quietly(stream: Stream | _SteppedInThread) -> None:
     """Close *stream*; a failure of its own cleanup is logged, never raised."""
     try:
         await _close_stream(stream)
@@ -312,8 +383,11 @@ async def _close_quietly(stream: Stream) -> None:
         logger.exception("closing a streamed response failed")
 
 
-async def _close_stream(stream: Stream | None) -> None:
+async def _close_stream(stream: Stream | _SteppedInThread | None) -> None:
     if stream is None:
+        return
+    if isinstance(stream, Iterator):
+        await _close_sync(stream)
         return
     close = getattr(stream, "aclose", None) or getattr(stream, "close", None)
     if close is not None:

@@ -82,32 +82,43 @@ class Route:
         body: Mapping[str, Any],
         session: Mapping[str, Any],
     ) -> tuple[list[Any], dict[str, Any]]:
-        """Arguments for the handler: path segments in order, then by name the
-        query string, the body and the session, then defaults. Segments beyond
-        its parameters go to its ``*args``, or are left out (as MicroPie 0.x did).
+        """Arguments for the handler. A parameter the session holds a value for
+        gets that value, and the request may not give it too; the others get,
+        in order, path segments by position, then by name the query string and
+        the body, then their defaults. Segments beyond the parameters go to
+        ``*args``, or are left out (as MicroPie 0.x did).
 
-        Raises :class:`BindError` when that is not enough.
+        Raises :class:`BindError` when that is not enough, or when the request
+        gives a value the session holds.
         """
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         position = 0
+        count = len(segments)
         for parameter in self.parameters:
-            if parameter.positional and position < len(segments):
+            name = parameter.name
+            segment = parameter.positional and position < count
+            if session and name in session:  # most requests have no session: no look-up
+                # What the session holds is the server's own record (who is
+                # logged in, their rights): a client that names it too is
+                # refused, neither obeyed nor silently overruled.
+                if segment or name in query or name in body:
+                    raise BindError(_refusal(name, segment, query))
+                value: Any = session[name]
+            elif segment:
                 args.append(segments[position])
                 position += 1
                 continue
-            name = parameter.name
-            values = query.get(name)
-            if values:
-                value: Any = values[0]
-            elif name in body:
-                value = body[name]
-            elif name in session:
-                value = session[name]
-            elif parameter.default is not inspect.Parameter.empty:
-                value = parameter.default
             else:
-                raise BindError(f"missing required parameter {name!r}")
+                values = query.get(name)
+                if values:
+                    value = values[0]
+                elif name in body:
+                    value = body[name]
+                elif parameter.default is not inspect.Parameter.empty:
+                    value = parameter.default
+                else:
+                    raise BindError(f"missing required parameter {name!r}")
             if parameter.positional:
                 args.append(value)
             else:
@@ -115,6 +126,14 @@ class Route:
         if self.takes_rest:
             args.extend(segments[position:])
         return args, kwargs
+
+
+def _refusal(name: str, segment: bool, query: Mapping[str, list[str]]) -> str:
+    """Why the request may not give *name*: the session holds it, and the
+    request has it in the path (*segment*), the query string or the body."""
+    # In the query even when empty (``?is_admin=``): a value of the client's choosing.
+    where = "path" if segment else "query string" if name in query else "body"
+    return f"parameter {name!r} comes from the session and may not be given in the {where}"
 
 
 class RouteTable:

@@ -16,6 +16,7 @@ from micropie.background import BackgroundTasks
 from micropie.lifespan import LifespanHandler
 from micropie.middleware import MiddlewareList
 from micropie.mounting import Mounts
+from micropie.origins import AllowedHosts
 from micropie.sessions import SessionBackend
 from micropie.templates import TemplateRenderer
 
@@ -33,6 +34,7 @@ class AppSettings:
     mounts: Mounts
     max_body_size: int
     allowed_origins: frozenset[str]
+    allowed_hosts: AllowedHosts
     templates: TemplateRenderer
 
     @classmethod
@@ -62,7 +64,7 @@ class Setting(Generic[_Value, _Assigned]):
 
     Reading gives a ``_Value``; assigning takes an ``_Assigned``, which goes
     through *convert*, if given (a list of middlewares becomes a
-    :class:`~micropie.middleware.MiddlewareList`, origins are normalized), so
+    :class:`~micropie.middleware.MiddlewareList`, origins and hosts are normalized), so
     that the machinery never has to.
     """
 

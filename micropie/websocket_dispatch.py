@@ -47,8 +47,7 @@ async def serve_websocket(
     session = SessionHandle(settings.session_backend)
 
     async def start_session(session_id: str) -> None:
-        if request.session:  # an empty one is stored when the handler ends, if filled
-            await session.save(session_id, request.session)
+        await session.start(session_id, request.session)
 
     spec = _spec_version(scope)
     secure = request.is_secure
@@ -194,9 +193,7 @@ async def _save_session(
             request.path,
         )
         return
-    started_here = accepted_id is not None and accepted_id != session.known_id
-    if not await session.commit_changes(session_id, request.session, started_here=started_here):
-        logger.info("the session of %s was deleted meanwhile; not restored", request.path)
+    await session.commit_websocket(session_id, request.session, request.path)
 
 
 def _spec_version(scope: Scope) -> tuple[int, ...]:

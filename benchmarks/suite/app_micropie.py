@@ -37,5 +37,8 @@ class Bench(App):
     async def json(self) -> dict[str, Any]:
         return {"message": "Hello, World!"}
 
+    def json_sync(self) -> dict[str, Any]:
+        return {"message": "Hello, World!"}
+
 
 app = Bench()

@@ -13,7 +13,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _echo(receive, send, path[1:])
     elif kind == "websocket" and path == "/session":
         await _session(receive, send)
-    elif kind == "http" and path == "/json":
+    elif kind == "http" and path in ("/json", "/json_sync"):  # no thread: the floor
         body = json.dumps({"message": "Hello, World!"}, separators=(",", ":")).encode()
         headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -35,11 +35,16 @@ async def hello(request: Request) -> JSONResponse:
     return JSONResponse({"message": "Hello, World!"})
 
 
+def hello_sync(request: Request) -> JSONResponse:  # Starlette runs it in a thread pool
+    return JSONResponse({"message": "Hello, World!"})
+
+
 app = Starlette(
     routes=[
         WebSocketRoute("/text", echo_text),
         WebSocketRoute("/bytes", echo_bytes),
         WebSocketRoute("/session", session),
         Route("/json", hello),
+        Route("/json_sync", hello_sync),
     ]
 )

@@ -143,7 +143,7 @@ def handshake(size: int) -> Script:
     return "websocket", "/session", [[_CONNECT, message]] * size, check
 
 
-def http_json(size: int) -> Script:
+def http_json(size: int, path: str = "/json") -> Script:
     def check(sents: list[list[Message]]) -> None:
         for sent in sents:
             kinds = [m["type"] for m in sent]
@@ -157,7 +157,7 @@ def http_json(size: int) -> Script:
             _expect(json.loads(body) == EXPECTED_JSON, f"body {body!r:.200}")
 
     request = {"type": "http.request", "body": b"", "more_body": False}
-    return "http", "/json", [[request]] * size, check
+    return "http", path, [[request]] * size, check
 
 
 WORKLOADS: dict[str, Callable[[int], Script]] = {
@@ -168,6 +168,8 @@ WORKLOADS: dict[str, Callable[[int], Script]] = {
     "ws_binary": functools.partial(echo, "bytes", BINARY_PAYLOAD),
     "ws_handshake": handshake,
     "http_json": http_json,
+    # The same from a plain function: the frameworks run it in a worker thread.
+    "http_json_sync": functools.partial(http_json, path="/json_sync"),
 }
 #: The ASGI spec version each workload's scopes announce, where it is not 2.4.
 SPECS: dict[str, str | None] = {"ws_text_2_3": "2.3", "ws_text_2_0": None}

@@ -47,7 +47,9 @@ class Feed(App):
     def stats(self) -> dict[str, int]:
         return {"listening": self.listening, "last_id": self.last_id}
 
-    def publish(self) -> tuple[int, str] | tuple[int, str, list[tuple[str, str]]]:
+    # async def: it sets an asyncio.Event, which only the event loop may touch
+    # (a plain def handler runs in a worker thread).
+    async def publish(self) -> tuple[int, str] | tuple[int, str, list[tuple[str, str]]]:
         if self.request.method != "POST":
             return 405, "publish with POST", [("Allow", "POST")]
         text = (self.request.form("text") or "").strip()

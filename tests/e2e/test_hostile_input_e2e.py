@@ -35,10 +35,12 @@ def server() -> Iterator[RunningServer]:
 
 
 def raw_request(server: RunningServer, request: bytes, timeout: float = 30.0) -> tuple[int, bytes]:
-    """Send *request* as it is; return the status and body of the answer."""
+    """Send *request* (with ``Connection: close``) as it is; return the status and body
+    of the answer."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
+        # No shutdown(SHUT_WR): uvicorn takes the half-close for the client's departure,
+        # and drops an answer not ready by then (a def handler's, from its thread).
         sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
         chunks = []
         while chunk := sock.recv(65536):
             chunks.append(chunk)

@@ -120,6 +120,27 @@ def test_a_session_made_by_one_worker_is_known_to_the_other(
     assert seen_on - {maker}, "no return visit reached the other worker"
 
 
+def test_cookieless_handshakes_are_kept_ten_minutes_until_their_client_comes_back(
+    chat_on_redis: RunningServer, redis_server: RedisServer
+) -> None:
+    """A flood of cookie-less handshakes once stored a session for 14 days each."""
+    import redis
+
+    started = []
+    for visit in range(20):
+        with chat_connect(chat_on_redis) as ws:
+            started.append(session_of(ws))
+            say(ws, f"passing by {visit}")  # answered: the session is stored by now
+    returning = started.pop()
+    with chat_connect(chat_on_redis, cookie=f"session_id={returning}") as ws:
+        say(ws, "back again")
+    with redis.Redis(port=redis_server.port) as inspector:
+        passing = [inspector.pttl(f"micropie:session:{sid}") for sid in started]
+        back = inspector.pttl(f"micropie:session:{returning}")
+    assert all(0 < ttl <= 600_000 for ttl in passing), passing
+    assert 13 * 24 * 3600_000 < back <= 14 * 24 * 3600_000
+
+
 @pytest.mark.parametrize("app_path", APPS)
 def test_the_chat_fails_at_startup_when_redis_is_unreachable(app_path: str) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there

@@ -119,6 +119,44 @@ def http_scope(
     }
 
 
+class Answer:
+    """What an application answered to one HTTP request."""
+
+    def __init__(self, sent: list[dict[str, Any]]) -> None:
+        self.status: int = sent[0]["status"]
+        self.headers: list[tuple[bytes, bytes]] = list(sent[0].get("headers", []))
+        self.text = b"".join(m.get("body", b"") for m in sent[1:]).decode()
+
+    def set_cookies(self) -> list[str]:
+        return [value.decode() for name, value in self.headers if name == b"set-cookie"]
+
+
+async def http_call(target: Any, path: str, *, cookie: str | None = None) -> Answer:
+    """One GET of *path* from *target* in the running event loop, so that
+    several can run at once; *cookie* is the ``session_id`` to send."""
+    headers = [(b"host", b"testserver")]
+    if cookie is not None:
+        headers.append((b"cookie", f"session_id={cookie}".encode()))
+    sent: list[dict[str, Any]] = []
+    requested, answered = False, asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await answered.wait()  # the client stays until the whole answer came
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            answered.set()
+
+    await target(http_scope(path, headers=headers), receive, send)
+    return Answer(sent)
+
+
 def websocket_scope(
     path: str, *, query_string: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None
 ) -> dict[str, Any]:

@@ -672,3 +672,100 @@ def test_ws_new_session_is_stored_on_accept_not_only_at_the_end(
         assert "session_id" in client.cookies
         with client.websocket_connect("/room") as second:
             assert second.receive_text() == name
+
+
+# A value the session holds cannot be replaced by the request (issue 15): a
+# handler that takes who is asking as parameters, which the session fills.
+
+
+class AdminApp(App):
+    """Takes ``user`` and ``is_admin`` by parameter, as 0.x apps do, and records each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[Any]] = []
+
+    def admin(self, user: str = "anonymous", is_admin: Any = False, page: str = "1") -> list[Any]:
+        self.calls.append([user, is_admin, page])
+        return [user, is_admin, page]
+
+    async def ws_admin(self, ws: WebSocket, user: str = "anonymous", is_admin: Any = False) -> None:
+        self.calls.append([user, is_admin])
+        await ws.accept()
+        await ws.send_text(json.dumps([user, is_admin]))
+
+
+ALICE = {"user": "alice", "is_admin": False}
+
+
+def alice_client(make_client: Callable[[App], TestClient]) -> tuple[AdminApp, TestClient]:
+    """An AdminApp and a client whose session says it is alice, no administrator."""
+    app = AdminApp()
+    save(app, "alice-session", dict(ALICE))
+    return app, make_client(app, session_id="alice-session")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "options", "name", "where"),
+    [
+        pytest.param("GET", "/admin?is_admin=1&user=root", {}, "user", "query string", id="query"),
+        pytest.param("GET", "/admin?is_admin=", {}, "is_admin", "query string", id="empty query"),
+        pytest.param("GET", "/admin/root", {}, "user", "path", id="path segment"),
+        pytest.param("POST", "/admin", {"json": {"is_admin": True}}, "is_admin", "body", id="true"),
+        pytest.param(
+            "POST", "/admin", {"json": {"user": {"$ne": None}}}, "user", "body", id="json operator"
+        ),
+        pytest.param("POST", "/admin", {"form": {"is_admin": "on"}}, "is_admin", "body", id="form"),
+        pytest.param(
+            "POST", "/admin?page=2", {"json": {"is_admin": True}}, "is_admin", "body", id="mixed"
+        ),
+    ],
+)
+def test_http_request_cannot_replace_what_the_session_holds(
+    make_client: Callable[[App], TestClient],
+    method: str,
+    path: str,
+    options: dict[str, Any],
+    name: str,
+    where: str,
+) -> None:
+    app, client = alice_client(make_client)
+    response = client.request(method, path, **options)
+    assert (response.status_code, response.text) == (
+        400,
+        f"Bad Request: parameter {name!r} comes from the session"
+        f" and may not be given in the {where}",
+    )
+    assert app.calls == []  # the handler never ran
+    assert json.loads(client.get("/admin").content) == ["alice", False, "1"]  # still alice
+
+
+def test_the_request_fills_what_the_session_does_not_hold(
+    make_client: Callable[[App], TestClient],
+) -> None:
+    _, client = alice_client(make_client)
+    assert json.loads(client.get("/admin?page=2").content) == ["alice", False, "2"]
+    # Without a session, the request fills every parameter, as in MicroPie 0.x:
+    # only what a session holds is out of the request's reach.
+    anonymous = make_client(AdminApp())
+    assert json.loads(anonymous.get("/admin/bob?page=3").content) == ["bob", False, "3"]
+    assert json.loads(anonymous.post("/admin", json={"is_admin": True}).content) == [
+        "anonymous",
+        True,
+        "1",
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", ["/admin?is_admin=1&user=root", "/admin?is_admin=true", "/admin/root"]
+)
+def test_ws_request_cannot_replace_what_the_session_holds(
+    make_client: Callable[[App], TestClient], path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, client = alice_client(make_client)
+    with caplog.at_level("INFO", logger="micropie"):
+        assert_rejected(client, path)
+    assert app.calls == []
+    assert "comes from the session and may not be given in the" in caplog.text
+    with client.websocket_connect("/admin") as ws:
+        assert json.loads(ws.receive_text()) == ["alice", False]

@@ -13,7 +13,7 @@ import pytest
 from micropie import App
 from micropie.sessions import InMemorySessionBackend, new_session_id
 from micropie.testing import HTTPResponse, TestClient
-from tests.helpers.apps.session_apps import SessionWebApp
+from tests.helpers.apps.session_apps import GuestApp, SessionWebApp
 from tests.helpers.support import FakeClock
 
 TOKEN_ALPHABET = set(string.ascii_letters + string.digits + "-_")
@@ -265,3 +265,57 @@ def test_expired_sessions_are_swept_on_save_after_cleanup_interval(
     fourth_id, _ = session_cookie_of(make_client(app).get("/login/fourth"))
     assert len(backend) == 1  # all three earlier sessions had expired
     assert load(app, fourth_id) == {"user": "fourth"}
+
+
+# Clients that never come back: a short first lifetime, and a bound
+
+
+def visit_without_cookie(client: TestClient, n: int) -> tuple[str, str]:
+    """A visit by a client that sends no cookie: a page or a chat handshake in turn;
+    the session ID it was given, and its guest name."""
+    client.cookies = {}
+    if n % 2:
+        name = client.get("/").text
+    else:
+        with client.websocket_connect("/chat") as ws:
+            name = ws.receive_text()
+    return client.cookies["session_id"], name
+
+
+def test_cookieless_visitors_never_hold_more_than_max_sessions(
+    make_client: Callable[[App], TestClient], clock: FakeClock
+) -> None:
+    backend = InMemorySessionBackend(max_sessions=100)
+    app = GuestApp(session_backend=backend)
+    regular = make_client(app)
+    name = regular.get("/").text
+    assert regular.get("/").text == name  # came back with the cookie
+    flood = make_client(app)
+    for n in range(600):
+        visit_without_cookie(flood, n)
+        assert len(backend) <= 100
+    assert regular.get("/name").text == name  # the flood forgot its own sessions first
+    clock.now += 601  # ten minutes on, what never came back is gone
+    backend.cleanup()
+    assert len(backend) == 1
+    clock.now += 14 * 24 * 3600 - 601 - 1  # the regular's full lifetime, from its save
+    assert regular.get("/name").text == name
+
+
+def test_a_visitor_that_comes_back_within_ten_minutes_keeps_its_session(
+    make_client: Callable[[App], TestClient], clock: FakeClock
+) -> None:
+    app = GuestApp()
+    for n in range(2):  # started over HTTP, then at a WebSocket handshake
+        visitor = make_client(app)
+        started, name = visit_without_cookie(visitor, n + 1)
+        clock.now += 599
+        with visitor.websocket_connect("/chat") as ws:  # back, with its cookie
+            assert ws.receive_text() == name
+        clock.now += 24 * 3600
+        assert visitor.get("/name").text == name
+        assert visitor.cookies["session_id"] == started
+    forgotten = make_client(app)
+    visit_without_cookie(forgotten, 1)
+    clock.now += 601
+    assert forgotten.get("/name").text == "nobody"

@@ -6,6 +6,8 @@ handshake whose ``Origin`` is neither the site's own (the host and port of the
 ``Host`` header) nor one of ``App.allowed_origins``. Handshakes without an
 ``Origin`` are not a browser's, and are let through; HTTP requests are not
 checked at all. docs/source/howto/auth.rst and docs/source/security.rst say so.
+After a DNS rebinding, the ``Host`` itself is the attacker's: only
+``App.allowed_hosts`` tells it apart (tests/unit/test_allowed_hosts.py).
 
 :class:`~micropie.testing.TestClient` sends ``Host: testserver`` unless the
 test gives a ``Host`` of its own; the one test that needs no ``Host`` at all
@@ -228,6 +230,16 @@ def test_a_refusal_leaves_the_session_as_it_was() -> None:
     [stored] = backend._sessions.values()
     assert not accepted(client, "https://evil.example")
     assert list(backend._sessions.values()) == [stored]
+
+
+def test_the_origin_check_alone_lets_a_rebound_page_in() -> None:
+    """A page of attacker.example whose name now points at this site's address
+    sends its own host as Host and in Origin: they match. Naming the hosts the
+    site is reached by refuses it before the Origin is looked at."""
+    rebound = {"origin": "http://attacker.example:8000", "host": "attacker.example:8000"}
+    assert accepted(TestClient(Echo()), **rebound)
+    assert not accepted(TestClient(Echo(allowed_hosts=["testserver"])), **rebound)
+    assert accepted(TestClient(Echo(allowed_hosts=["testserver"])), "http://testserver")
 
 
 # Ports

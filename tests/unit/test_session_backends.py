@@ -22,7 +22,7 @@ from micropie import App, RedisUnavailable
 from micropie.redis_sessions import RedisSessionBackend
 from micropie.sessions import InMemorySessionBackend, SessionBackend
 from micropie.testing import TestClient
-from tests.helpers.apps.session_apps import SessionWebApp
+from tests.helpers.apps.session_apps import GuestApp, SessionWebApp
 from tests.helpers.redis import RedisServer, run_sentinel_group
 from tests.helpers.servers import free_port
 
@@ -37,16 +37,16 @@ class Backends:
         self.prefix = f"test:{uuid.uuid4().hex}:"
         self.url = request.getfixturevalue("redis_server").url if kind == "redis" else ""
 
-    def make(self, max_age: float = 60.0) -> SessionBackend:
+    def make(self, max_age: float = 60.0, **options: Any) -> SessionBackend:
         if self.kind == "memory":
-            return InMemorySessionBackend(max_age=max_age, cleanup_interval=0.1)
-        return RedisSessionBackend(self.url, max_age=max_age, prefix=self.prefix)
+            return InMemorySessionBackend(max_age=max_age, cleanup_interval=0.1, **options)
+        return RedisSessionBackend(self.url, max_age=max_age, prefix=self.prefix, **options)
 
-    def run(self, scenario: Scenario, max_age: float = 60.0) -> Any:
+    def run(self, scenario: Scenario, max_age: float = 60.0, **options: Any) -> Any:
         """Run *scenario* with a new backend on a new event loop, then close the backend."""
 
         async def main() -> Any:
-            backend = self.make(max_age)
+            backend = self.make(max_age, **options)
             try:
                 return await scenario(backend)
             finally:
@@ -55,9 +55,9 @@ class Backends:
 
         return asyncio.run(main())
 
-    def app(self, app: App, max_age: float = 60.0) -> App:
+    def app(self, app: App, max_age: float = 60.0, **options: Any) -> App:
         """*app* with a backend of this kind, checked at startup and closed at shutdown."""
-        backend = self.make(max_age)
+        backend = self.make(max_age, **options)
         app.session_backend = backend
         if isinstance(backend, RedisSessionBackend):
             app.startup_handlers.append(backend.check)
@@ -151,6 +151,58 @@ def test_saving_again_renews_the_expiry(backends: Backends) -> None:
     assert backends.run(scenario, max_age=1.0) == ({"v": 2}, None)
 
 
+def test_a_new_session_expires_soon_unless_its_client_comes_back(backends: Backends) -> None:
+    async def scenario(backend: SessionBackend) -> Any:
+        await backend.create("forgotten", {"n": 1})
+        await backend.create("returning", {"n": 2})
+        await backend.replace("forgotten", {"n": 3})  # saved again: still new
+        back = await backend.load("returning")
+        await asyncio.sleep(1.4)
+        return back, await backend.load("forgotten"), await backend.load("returning")
+
+    assert backends.run(scenario, max_age=60, new_session_max_age=1.0) == ({"n": 2}, None, {"n": 2})
+
+
+def test_replace_never_brings_a_deleted_session_back(backends: Backends) -> None:
+    async def scenario(backend: SessionBackend) -> Any:
+        await backend.save("sid", {"user": "ada"})
+        replaced = await backend.replace("sid", {"user": "ada", "seen": 1})
+        await backend.save("sid", {})  # a logout
+        return (
+            replaced,
+            await backend.replace("sid", {"user": "ada", "seen": 2}),
+            await backend.replace("never", {"n": 1}),
+            await backend.load("sid"),
+            await backend.load("never"),
+        )
+
+    assert backends.run(scenario) == (True, False, False, None, None)
+
+
+def test_cookieless_visits_leave_nothing_once_their_first_lifetime_is_over(
+    backends: Backends,
+) -> None:
+    app = backends.app(GuestApp(), max_age=60, new_session_max_age=1.0)
+    with TestClient(app) as client:
+        regular = client.another_client()
+        name = regular.get("/").text
+        assert regular.get("/name").text == name  # back with its cookie
+        started = []
+        for n in range(40):  # pages and chat handshakes, never a cookie sent back
+            client.cookies = {}
+            if n % 2:
+                client.get("/")
+            else:
+                with client.websocket_connect("/chat") as ws:
+                    ws.receive_text()
+            started.append(client.cookies["session_id"])
+        time.sleep(1.4)
+        assert regular.get("/name").text == name
+        for session_id in started:
+            client.cookies = {"session_id": session_id}
+            assert client.get("/name").text == "nobody"
+
+
 def test_max_age_must_be_positive(backends: Backends) -> None:
     with pytest.raises(ValueError, match="max_age must be positive"):
         backends.make(max_age=0)
@@ -222,6 +274,40 @@ def test_redis_stores_json_with_an_expiry(redis_server: RedisServer) -> None:
     raw, ttl = asyncio.run(scenario())
     assert json.loads(raw) == {"user": "ada"}
     assert 25_000 < ttl <= 30_000
+
+
+def test_redis_keeps_cookieless_sessions_ten_minutes_and_returning_ones_max_age(
+    redis_server: RedisServer,
+) -> None:
+    """3,000 cookie-less chat handshakes once stored 3,000 sessions for 14 days."""
+    import redis
+
+    prefix = f"first:{uuid.uuid4().hex}:"
+    backend = RedisSessionBackend(redis_server.url, prefix=prefix)
+    app = GuestApp(session_backend=backend)
+    app.shutdown_handlers.append(backend.aclose)
+    with TestClient(app) as client:
+        returning = []
+        for n in range(300):
+            client.cookies = {}
+            if n % 2:
+                client.get("/")
+            else:
+                with client.websocket_connect("/chat") as ws:
+                    ws.receive_text()
+            if n in (0, 1):  # one started by a handshake, one by a page: both come back
+                returning.append(client.cookies["session_id"])
+                with client.websocket_connect("/chat") as ws:
+                    ws.receive_text()
+    with redis.Redis(port=redis_server.port) as inspector:
+        ttls = {
+            key.decode().removeprefix(prefix): inspector.pttl(key)
+            for key in inspector.scan_iter(match=f"{prefix}*")
+        }
+    assert len(ttls) == 300
+    day = 24 * 3600 * 1000
+    assert all(13 * day < ttls.pop(session_id) <= 14 * day for session_id in returning)
+    assert all(0 < ttl <= 600_000 for ttl in ttls.values()), sorted(ttls.values())[-3:]
 
 
 def test_redis_ignores_a_value_it_did_not_write(redis_server: RedisServer) -> None:

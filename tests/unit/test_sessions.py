@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import re
+from typing import Any
 
 import pytest
 
@@ -187,3 +190,187 @@ def test_session_cookie_takes_exactly_the_token_characters() -> None:
     with pytest.raises(ValueError, match="non-empty token"):
         session_cookie("", secure=False)
     assert session_cookie("A-z_0.9~" * 20, secure=True).startswith(b"session_id=A-z_0.9~")
+
+
+# A first lifetime for new sessions, and a bound on how many are kept.
+
+DAY = 24 * 3600
+
+
+def test_the_defaults_are_ten_minutes_for_new_sessions_and_100_000_sessions() -> None:
+    backend = InMemorySessionBackend()
+    assert (backend.max_age, backend.new_session_max_age) == (14 * DAY, 600)
+    assert backend.max_sessions == 100_000
+
+
+def test_a_new_session_whose_client_never_comes_back_expires_after_ten_minutes(
+    clock: FakeClock,
+) -> None:
+    backend = InMemorySessionBackend()
+    asyncio.run(backend.create("sid", {"name": "guest"}))
+    clock.now += 601
+    assert asyncio.run(backend.load("sid")) is None
+    assert len(backend) == 0
+
+
+def test_a_returning_client_gives_its_session_the_full_lifetime_from_its_save(
+    clock: FakeClock,
+) -> None:
+    backend = InMemorySessionBackend()
+    asyncio.run(backend.create("sid", {"name": "guest"}))
+    clock.now += 300
+    assert asyncio.run(backend.load("sid")) == {"name": "guest"}  # back with the cookie
+    clock.now += 14 * DAY - 301  # a second before 14 days after the save
+    assert asyncio.run(backend.load("sid")) == {"name": "guest"}
+    clock.now += 2
+    assert asyncio.run(backend.load("sid")) is None
+
+
+def test_replacing_a_new_session_keeps_it_new(clock: FakeClock) -> None:
+    backend = InMemorySessionBackend()
+
+    async def scenario() -> bool:
+        await backend.create("sid", {"n": 1})
+        return await backend.replace("sid", {"n": 2})
+
+    assert asyncio.run(scenario()) is True
+    clock.now += 601
+    assert asyncio.run(backend.load("sid")) is None
+
+
+def test_a_first_lifetime_longer_than_max_age_is_max_age(clock: FakeClock) -> None:
+    backend = InMemorySessionBackend(max_age=60, new_session_max_age=600)
+    assert backend.new_session_max_age == 60
+    asyncio.run(backend.create("sid", {"n": 1}))
+    clock.now += 59
+    assert asyncio.run(backend.load("sid")) == {"n": 1}
+    clock.now += 2
+    assert asyncio.run(backend.load("sid")) is None
+
+
+def test_replace_stores_only_under_an_id_still_stored(clock: FakeClock) -> None:
+    backend = InMemorySessionBackend(max_age=10)
+
+    async def scenario() -> list[object]:
+        seen: list[object] = [await backend.replace("never", {"n": 1})]
+        await backend.save("gone", {"n": 1})
+        await backend.save("gone", {})  # a logout
+        seen.append(await backend.replace("gone", {"n": 2}))
+        await backend.save("kept", {"n": 1})
+        seen.append(await backend.replace("kept", {"n": 2}))
+        seen += [await backend.load(name) for name in ("never", "gone", "kept")]
+        await backend.save("old", {"n": 1})
+        clock.now += 11
+        seen.append(await backend.replace("old", {"n": 2}))  # expired: gone as well
+        return seen
+
+    assert asyncio.run(scenario()) == [False, False, True, None, None, {"n": 2}, False]
+    assert len(backend) == 1  # "kept", expired too by now, until it is touched
+
+
+def test_storing_more_than_max_sessions_forgets_new_sessions_first() -> None:
+    backend = InMemorySessionBackend(max_sessions=3)
+
+    async def scenario() -> list[object]:
+        await backend.create("kept", {"user": "ada"})
+        await backend.load("kept")  # its client came back
+        for n in range(10):
+            await backend.create(f"new-{n}", {"n": n})
+            assert len(backend) <= 3
+        return [await backend.load(name) for name in ("kept", "new-7", "new-8", "new-9")]
+
+    assert asyncio.run(scenario()) == [{"user": "ada"}, None, {"n": 8}, {"n": 9}]
+
+
+def test_without_new_sessions_the_one_saved_longest_ago_is_forgotten() -> None:
+    backend = InMemorySessionBackend(max_sessions=2)
+
+    async def scenario() -> list[object]:
+        for name in ("first", "second"):
+            await backend.save(name, {"name": name})
+        await backend.save("first", {"name": "first", "again": True})  # now the latest
+        await backend.save("third", {"name": "third"})
+        return [await backend.load(name) for name in ("first", "second", "third")]
+
+    assert asyncio.run(scenario()) == [
+        {"name": "first", "again": True},
+        None,
+        {"name": "third"},
+    ]
+
+
+def test_an_expired_session_makes_room_before_a_live_one(clock: FakeClock) -> None:
+    backend = InMemorySessionBackend(max_age=10, max_sessions=2, cleanup_interval=3600)
+
+    async def scenario() -> list[object]:
+        await backend.save("stale", {"n": 0})
+        clock.now += 11
+        await backend.create("new-1", {"n": 1})
+        await backend.create("new-2", {"n": 2})  # the stale one goes, not new-1
+        return [await backend.load(name) for name in ("new-1", "new-2")]
+
+    assert asyncio.run(scenario()) == [{"n": 1}, {"n": 2}]
+
+
+def test_a_full_store_is_logged_at_most_once_a_minute(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = InMemorySessionBackend(max_sessions=2)
+
+    async def flood(count: int) -> None:
+        for _ in range(count):
+            await backend.create(new_session_id(), {"n": 1})
+
+    with caplog.at_level(logging.WARNING, logger="micropie"):
+        asyncio.run(flood(50))
+        clock.now += 59
+        asyncio.run(flood(50))
+        clock.now += 2
+        asyncio.run(flood(50))
+    warnings = [record.getMessage() for record in caplog.records]
+    assert (
+        warnings
+        == [
+            "the in-memory session store holds max_sessions=2 sessions: "
+            "the oldest are forgotten to make room, new ones first"
+        ]
+        * 2
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_sessions": 0}, "max_sessions must be a positive int, got 0"),
+        ({"max_sessions": 1.5}, "max_sessions must be a positive int, got 1.5"),
+        ({"new_session_max_age": 0}, "new_session_max_age must be positive"),
+    ],
+)
+def test_bad_bounds_are_refused_saying_which(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        InMemorySessionBackend(**options)  # type: ignore[arg-type]
+
+
+class LoggingBackend(InMemorySessionBackend):
+    """A subclass that overrides save(), as one may to watch or copy what is saved."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: list[str] = []
+
+    async def save(
+        self, session_id: str, data: dict[str, Any], timeout: float | None = None
+    ) -> None:
+        self.saved.append(session_id)
+        await super().save(session_id, data, timeout)
+
+
+def test_a_subclass_that_overrides_save_sees_every_session_saved() -> None:
+    backend = LoggingBackend()
+
+    async def scenario() -> tuple[bool, bool]:
+        await backend.create("new", {"n": 1})
+        return await backend.replace("new", {"n": 2}), await backend.replace("none", {"n": 1})
+
+    assert asyncio.run(scenario()) == (True, False)
+    assert backend.saved == ["new", "new"]

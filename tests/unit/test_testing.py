@@ -15,8 +15,10 @@ class Room(App):
         super().__init__()
         self.members: list[WebSocket] = []
 
-    def join(self, name: str) -> str:
-        self.request.session["name"] = name
+    # Not named "name": once the session holds "name", a request that gives
+    # it too (joining again) would be refused with 400.
+    def join(self, who: str) -> str:
+        self.request.session["name"] = who
         return "joined"
 
     def leave(self) -> str:

@@ -4,13 +4,16 @@ in-process session tests (tests/unit/test_http_sessions.py, test_session_backend
 from __future__ import annotations
 
 from micropie import App, WebSocket
+from micropie.sessions import new_session_id
 
 
 class SessionWebApp(App):
     """Logs in and out, counts visits, and reads or renames the user over a WebSocket."""
 
-    def login(self, user: str) -> str:
-        self.request.session["user"] = user
+    # Not named "user": a parameter the session holds is filled from it, and
+    # a request that gives it too is refused (so is logging in again).
+    def login(self, name: str) -> str:
+        self.request.session["user"] = name
         return "welcome"
 
     def whoami(self) -> str:
@@ -32,8 +35,31 @@ class SessionWebApp(App):
         await ws.accept()
         await ws.send_text(str(self.request.session.get("user", "anonymous")))
 
-    async def ws_rename(self, ws: WebSocket, user: str) -> None:
+    async def ws_rename(self, ws: WebSocket, name: str) -> None:
         await ws.accept()
-        self.request.session["user"] = user
+        self.request.session["user"] = name
         self.request.session["renamed_over"] = "websocket"
         await ws.send_text("renamed")
+
+
+class GuestApp(App):
+    """Gives every visitor a guest name, kept in its session, as the chat example
+    does: over HTTP (``/``), or at the WebSocket handshake (``/chat``)."""
+
+    def index(self) -> str:
+        session = self.request.session
+        if "name" not in session:
+            session["name"] = f"guest-{new_session_id()[:8]}"
+        return str(session["name"])
+
+    def name(self) -> str:
+        """Reads only: the name, or ``nobody``."""
+        return str(self.request.session.get("name", "nobody"))
+
+    async def ws_chat(self, ws: WebSocket) -> None:
+        session = self.request.session
+        known = "name" in session  # a returning visitor: its cookie was valid
+        if not known:
+            session["name"] = f"guest-{new_session_id()[:8]}"
+        await ws.accept(session_id=None if known else new_session_id())
+        await ws.send_text(session["name"])

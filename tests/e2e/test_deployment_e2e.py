@@ -11,7 +11,6 @@ the ``websockets`` package.
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
 import signal
@@ -23,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection
 
@@ -42,7 +40,7 @@ from tests.helpers.deployment import (
     unit_value,
 )
 from tests.helpers.logs import problem_lines
-from tests.helpers.redis import RedisServer
+from tests.helpers.redis import RedisServer, stored_session
 from tests.helpers.servers import (
     RunningServer,
     ServerError,
@@ -236,8 +234,7 @@ def test_the_unit_keeps_sessions_in_redis_for_both_workers(
             response = client.get("/visits")
             assert response.json() == {"visits": expected}
             cookie = cookie or response.cookies["session_id"]
-    stored = redis.Redis.from_url(redis_server.url).get(f"micropie:session:{cookie}")
-    assert stored is not None and json.loads(stored) == {"visits": 12}
+    assert stored_session(redis_server.url, cookie) == {"visits": 12}
 
 
 def test_the_unit_lets_in_the_origin_it_names_and_no_other(unit_server: RunningServer) -> None:
@@ -347,9 +344,9 @@ def stop_with_a_handler_open(
         server.wait_for_exit(LIMIT + TIMEOUT)
         took = time.monotonic() - signalled
         output = server.output
-    stored = redis.Redis.from_url(redis_url).get(f"micropie:session:{session_id}")
+    stored = stored_session(redis_url, session_id)
     assert stored is not None, output[-5000:]
-    return took, output, json.loads(stored)
+    return took, output, stored
 
 
 @pytest.mark.parametrize("setup", ["uvicorn", "gunicorn"])

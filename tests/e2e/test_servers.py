@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -268,6 +270,74 @@ def test_session_started_over_http_reaches_the_handshake(
     assert cookie.startswith("session_id=")
     with ws_connect(f"{probe_server.ws_url}/session", cookie=cookie) as ws:
         assert receive(ws) == "{'started_over': 'http'}"
+
+
+def smuggling_pad() -> str:
+    """A query value that would make a length in characters end in a second response.
+
+    "€" is one character and three bytes: with N of them, and the "é" of
+    "héllo", the body has 2N + 1 more bytes than characters. A client that
+    reads as many bytes as there are characters leaves that many unread, so
+    the pad ends with a whole response of exactly that size.
+    """
+    body = "injected"
+    while True:
+        injected = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        if len(injected) % 2:
+            return "€" * (len(injected) // 2) + injected
+        body += "!"
+
+
+def read_answer(sock: socket.socket, buffer: bytearray) -> tuple[int, list[str], bytes] | str:
+    """The next response on a keep-alive connection: status, Content-Length values, body.
+
+    The body is read by the first Content-Length, as a lenient client would;
+    what follows stays in *buffer* for the next answer.
+    """
+    while b"\r\n\r\n" not in buffer:
+        data = sock.recv(65536)
+        if not data:
+            return f"the connection closed after {bytes(buffer)!r}"
+        buffer += data
+    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    lengths = [
+        value.strip()
+        for name, _, value in (line.partition(":") for line in lines)
+        if name.lower() == "content-length"
+    ]
+    size = int(lengths[0]) if lengths else 0
+    while len(rest) < size:
+        data = sock.recv(65536)
+        if not data:
+            return f"the connection closed in a body: {rest!r}"
+        rest += data
+    buffer[:] = rest[size:]
+    return int(status_line.split()[1]), lengths, rest[:size]
+
+
+def test_a_handler_s_content_length_cannot_smuggle_a_second_response(
+    setup: Setup, probe_server: RunningServer
+) -> None:
+    """The handler declares its text's length in characters, and the attacker's
+    query pads the text so that the bytes past that length read as a response
+    of theirs: the framework's length is the only one sent, and the next
+    answer on the connection is the server's own."""
+    pad = smuggling_pad()
+    text, again = ("héllo " + pad).encode(), "héllo again".encode()
+    buffer = bytearray()
+    with socket.create_connection(("127.0.0.1", probe_server.port), timeout=TIMEOUT) as sock:
+        answers = []
+        for query in (quote(pad, safe=""), "again"):  # the second once the first is read
+            request = f"GET /declared_length?pad={query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            sock.sendall(request.encode("ascii"))
+            answers.append(read_answer(sock, buffer))
+    first, second = answers
+    assert (first, second) == (
+        (200, [str(len(text))], text),
+        (200, [str(len(again))], again),
+    )
+    assert not buffer
 
 
 # What the table on the page says, server by server.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,3 +189,18 @@ def run_sentinel_group() -> Iterator[SentinelGroup]:
             _until(replica_synced, "the replica's first sync", logs)
             _until(sentinel_sees_replica, "the sentinel finding the replica", logs)
             yield SentinelGroup(primary, replica_port, sentinel_port)
+
+
+def stored_session(url: str, session_id: str) -> dict[str, Any] | None:
+    """The session that MicroPie's Redis backend holds under *session_id* at *url*,
+    read as the backend reads it (a new session is stored wrapped)."""
+    from micropie.redis_sessions import RedisSessionBackend
+
+    async def read() -> dict[str, Any] | None:
+        backend = RedisSessionBackend(url)
+        try:
+            return await backend.load(session_id)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(read())

@@ -91,6 +91,11 @@ class ServerProbe(App):
         asgi = self.request.scope.get("asgi", {})
         await ws.send_text(asgi.get("spec_version", "not announced"))
 
+    def declared_length(self, pad: str = "") -> tuple[int, str, list[tuple[str, str]]]:
+        """Returns "héllo " and *pad*, with its own Content-Length: in characters, not bytes."""
+        text = "héllo " + pad
+        return 200, text, [("Content-Length", str(len(text)))]
+
     def outcome(self, probe: str) -> str:
         return OUTCOMES.get(probe, "unknown")
 

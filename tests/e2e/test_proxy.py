@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection
 
 from tests.helpers.clients import (
@@ -151,8 +152,12 @@ def https_get(
         connection.close()
 
 
-def wss_connect(proxy: Proxy, context: ssl.SSLContext, path: str) -> ClientConnection:
-    return ws_connect(f"{proxy.wss_url}{path}", ssl=context)
+def wss_connect(
+    proxy: Proxy, context: ssl.SSLContext, path: str, origin: str | None = None
+) -> ClientConnection:
+    """A WebSocket through the proxy, with *origin* as its ``Origin``, as a browser's page
+    sends it (no ``Origin``, as other clients, when None)."""
+    return ws_connect(f"{proxy.wss_url}{path}", ssl=context, origin=origin)
 
 
 def session_cookie_attributes(ws: ClientConnection) -> list[str]:
@@ -187,6 +192,27 @@ def test_wss_through_nginx_echoes_and_broadcasts(proxy: Proxy, client_tls: ssl.S
         assert chat_receive(bob) == f"{alice_name}: hello over TLS"
         bob_name = chat_say(bob, "héllo ✓")
         assert chat_receive(alice) == f"{bob_name}: héllo ✓"
+
+
+def test_the_sites_own_page_opens_its_websocket_on_a_port_not_443(
+    proxy: Proxy, client_tls: ssl.SSLContext
+) -> None:
+    """nginx listens on a port other than 443 (the test's is free and above 1023),
+    so a page of the site sends an Origin with that port: the Host that nginx
+    passes on must keep it (``$http_host``), or the Origin check takes the
+    site's own page for another site's (``$host`` drops the port)."""
+    own_page = f"https://127.0.0.1:{proxy.port}"
+    assert proxy.port != 443
+    with wss_connect(proxy, client_tls, "/chat", origin=own_page) as ws:
+        chat_say(ws, "hi from the site's page")
+    # The check still works through the proxy: a page on another port is another site's.
+    for other in (f"https://127.0.0.1:{proxy.port + 1}", "https://127.0.0.1"):
+        with (
+            pytest.raises(InvalidStatus) as refused,
+            wss_connect(proxy, client_tls, "/chat", origin=other),
+        ):
+            pass
+        assert refused.value.response.status_code == 403, other
 
 
 def test_the_session_cookie_is_secure_behind_the_proxy(

@@ -148,6 +148,34 @@ def test_two_visitors_see_each_others_messages_in_order(
         grace.close()
 
 
+@pytest.mark.parametrize("server", [FINAL], indirect=True, ids=lambda n: f"step{n}")
+def test_the_form_left_open_in_another_tab_changes_the_name(
+    browser: Any, server: RunningServer
+) -> None:
+    """Two tabs of one browser share the session: the form still open in one,
+    posted after the other signed in, gives the new name to both."""
+    expect = playwright_api().expect
+    visitor = Visitor(browser, server)
+    try:
+        first_tab = visitor.context.new_page()
+        first_tab.set_default_timeout(TIMEOUT_MS)
+        first_tab.goto(f"{server.http_url}/")
+        visitor.page.goto(f"{server.http_url}/")
+        visitor.page.fill('input[name="name"]', "Ada")
+        visitor.page.click("button")
+        expect(visitor.page.locator("p")).to_have_text("Signed in as Ada.")
+        first_tab.fill('input[name="name"]', "Grace")
+        first_tab.click("button")
+        expect(first_tab.locator("p")).to_have_text("Signed in as Grace.")
+        expect(first_tab.locator("#messages li")).to_have_text(["Hello, Grace!"])
+        visitor.page.reload()
+        expect(visitor.page.locator("p")).to_have_text("Signed in as Grace.")
+        expect(visitor.messages).to_have_text(["Hello, Grace!"])
+        assert visitor.refused == []
+    finally:
+        visitor.close()
+
+
 # Opens a WebSocket from the page and resolves to the code and reason of its close.
 CLOSE_OF = """(path) => new Promise((resolve) => {
   const ws = new WebSocket("ws://" + location.host + path);

@@ -148,6 +148,20 @@ def test_login_refuses_get_and_ignores_a_blank_name(http: httpx.Client) -> None:
     assert "set-cookie" not in response.headers
 
 
+@steps(2, 3, FINAL)
+def test_posting_the_form_again_changes_the_name(http: httpx.Client) -> None:
+    """A visitor with a name posts the form again (a second tab, the back button):
+    the new name replaces the old, in the same session."""
+    session_id = log_in(http, "Ada")
+    for name in ("Ada Lovelace", "Grace"):
+        response = http.post("/login", data={"name": name}, headers=cookie(session_id))
+        assert response.status_code == 303, response.text
+        assert response.headers["location"] == "/"
+        page = http.get("/", headers=cookie(session_id)).text
+        assert f"Signed in as {name}." in page
+    http.cookies.clear()
+
+
 @steps(2)
 def test_the_page_of_step_2_has_no_websocket_yet(http: httpx.Client) -> None:
     page = http.get("/", headers=cookie(log_in(http, "Ada"))).text
@@ -179,6 +193,20 @@ def test_the_websocket_greets_by_name_signs_messages_and_drops_blank_ones(
         ws.send("after the blanks")
         # Messages come back in order: the next one answers the message after the blanks.
         assert receive(ws) == "Grace: after the blanks"
+
+
+@steps(3, FINAL)
+def test_the_websocket_greets_by_the_name_given_last(
+    server: RunningServer, http: httpx.Client
+) -> None:
+    session_id = log_in(http, "Ada")
+    response = http.post("/login", data={"name": "Grace"}, headers=cookie(session_id))
+    assert response.status_code == 303, response.text
+    http.cookies.clear()
+    with chat(server, session_id) as ws:
+        assert receive(ws) == "Hello, Grace!"
+        ws.send("hi")
+        assert receive(ws) == "Grace: hi"
 
 
 @steps(3, FINAL)

@@ -29,7 +29,7 @@ CHAT_PAGE = Template("""<!doctype html>
 
 class ChatRoom(App):
     def index(self) -> str:
-        name = self.request.session.get("name")
+        name = self.request.session.get("user")
         if name is None:
             return NAME_FORM
         return CHAT_PAGE.substitute(name=escape(name))
@@ -38,7 +38,8 @@ class ChatRoom(App):
         if self.request.method != "POST":
             return 405, "Send your name with the form.", [("Allow", "POST")]
         if name.strip():
-            self.request.session["name"] = name.strip()
+            # Not as "name": the session would then fill that parameter, and refuse the form's.
+            self.request.session["user"] = name.strip()
         return self._redirect("/", status=303)
 
 

@@ -53,7 +53,7 @@ class ChatRoom(App):
         self.room: set[WebSocket] = set()  # everyone connected to /chat
 
     def index(self) -> str:
-        name = self.request.session.get("name")
+        name = self.request.session.get("user")
         if name is None:
             return NAME_FORM
         return CHAT_PAGE.substitute(name=escape(name))
@@ -62,11 +62,12 @@ class ChatRoom(App):
         if self.request.method != "POST":
             return 405, "Send your name with the form.", [("Allow", "POST")]
         if name.strip():
-            self.request.session["name"] = name.strip()
+            # Not as "name": the session would then fill that parameter, and refuse the form's.
+            self.request.session["user"] = name.strip()
         return self._redirect("/", status=303)
 
     async def ws_chat(self, ws: WebSocket) -> None:
-        name = self.request.session.get("name")
+        name = self.request.session.get("user")
         await ws.accept()
         if name is None:
             await ws.close(4001, "tell us your name first")

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from micropie._redis import DEFAULT_URL, Outage, RedisTarget, RedisUnavailable, import_redis
-from micropie.sessions import NEW_SESSION_MAX_AGE, SessionBackend
+from micropie.sessions import NEW_SESSION_MAX_AGE, SessionBackend, lifetimes
 
 __all__ = ["RedisSessionBackend"]
 
@@ -86,11 +86,7 @@ class RedisSessionBackend(SessionBackend):
         timeout: float = 2.0,
         retry_after: float = 5.0,
     ) -> None:
-        if max_age <= 0 or new_session_max_age <= 0:
-            raise ValueError(
-                f"max_age and new_session_max_age must be positive, "
-                f"got {max_age!r} and {new_session_max_age!r}"
-            )
+        self.max_age, self.new_session_max_age = lifetimes(max_age, new_session_max_age)
         if not timeout > 0 or not retry_after > 0:
             raise ValueError(
                 f"timeout and retry_after must be positive, got {timeout!r} and {retry_after!r}"
@@ -99,9 +95,7 @@ class RedisSessionBackend(SessionBackend):
         #: Where the sessions are kept, for messages: the URL without its password.
         self.where = self._target.where
         self.client: Any = self._target.client(timeout)
-        self.max_age = max_age
-        self.new_session_max_age = min(new_session_max_age, max_age)
-        self._lifetime = _milliseconds(max_age)
+        self._lifetime = _milliseconds(self.max_age)
         self._new_lifetime = _milliseconds(self.new_session_max_age)
         # Whether new sessions are marked: not when they live as long as the others.
         self._marks_new = self._new_lifetime < self._lifetime

@@ -91,6 +91,18 @@ class SessionBackend(abc.ABC):
 # come back with its cookie: ten minutes.
 NEW_SESSION_MAX_AGE = 600.0
 
+
+def lifetimes(max_age: float, new_session_max_age: float) -> tuple[float, float]:
+    """A backend's *max_age* and *new_session_max_age*, checked: the second no
+    longer than the first. ValueError if either is not positive."""
+    if max_age <= 0 or new_session_max_age <= 0:
+        raise ValueError(
+            f"max_age and new_session_max_age must be positive, "
+            f"got {max_age!r} and {new_session_max_age!r}"
+        )
+    return max_age, min(new_session_max_age, max_age)
+
+
 # Seconds between two warnings that the in-memory store is full.
 _FULL_WARNING_INTERVAL = 60.0
 
@@ -117,15 +129,9 @@ class InMemorySessionBackend(SessionBackend):
         new_session_max_age: float = NEW_SESSION_MAX_AGE,
         max_sessions: int = 100_000,
     ) -> None:
-        if max_age <= 0 or new_session_max_age <= 0:
-            raise ValueError(
-                f"max_age and new_session_max_age must be positive, "
-                f"got {max_age!r} and {new_session_max_age!r}"
-            )
+        self.max_age, self.new_session_max_age = lifetimes(max_age, new_session_max_age)
         if type(max_sessions) is not int or max_sessions < 1:
             raise ValueError(f"max_sessions must be a positive int, got {max_sessions!r}")
-        self.max_age = max_age
-        self.new_session_max_age = min(new_session_max_age, max_age)
         self.max_sessions = max_sessions
         self.cleanup_interval = cleanup_interval
         # Every session, in the order of the last save (oldest first): its

@@ -11,6 +11,7 @@ import pytest
 from micropie.testing import TestClient
 from tests.helpers.docs_site import sphinx_build
 from tests.helpers.redis import RedisServer, run_redis
+from tests.helpers.servers import write_log_config
 
 
 @pytest.fixture
@@ -38,6 +39,13 @@ def site_doctrees(tmp_path_factory: pytest.TempPathFactory) -> Path:
     doctrees = out / "doctrees"
     sphinx_build("dummy", out / "dummy", "-d", str(doctrees))
     return doctrees
+
+
+@pytest.fixture(scope="module")
+def log_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A uvicorn ``--log-config`` file (see ``write_log_config``): MicroPie's log
+    lines carry their level and the logger's name, to tell them from uvicorn's."""
+    return write_log_config(tmp_path_factory.mktemp("logging"))
 
 
 @pytest.fixture(scope="session")

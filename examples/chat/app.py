@@ -42,6 +42,9 @@ PAGE = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
 #: The longest name a visitor may take.
 MAX_NAME = 24
 
+#: The longest message, in characters: each one goes to every page in the room.
+MAX_MESSAGE = 64 * 1024
+
 ROOM = "chat"
 
 #: What the room keeps for pages that reconnect: its last 1000 messages, for an hour.
@@ -106,6 +109,10 @@ class ChatApp(App):
                     except MessageTypeError:
                         await _stop(relay)  # first, so that nothing is sent on a closed socket
                         await ws.close(1003, "this room takes text messages only")
+                        return
+                    if len(text) > MAX_MESSAGE:
+                        await _stop(relay)
+                        await ws.close(1009, f"message too long: at most {MAX_MESSAGE} characters")
                         return
                     if text and not text.isspace():  # blank ones say nothing: dropped
                         await self.broadcast.publish(ROOM, f"{name}: {text}")

@@ -23,18 +23,13 @@ from websockets.sync.client import ClientConnection
 from tests.helpers.apps.host_apps import SECRET
 from tests.helpers.clients import TIMEOUT, receive, ws_connect
 from tests.helpers.logs import quiet
-from tests.helpers.servers import RunningServer, run_server, run_uvicorn, write_log_config
+from tests.helpers.servers import RunningServer, run_server, run_uvicorn
 
 OPEN_APP = "tests.helpers.apps.host_apps:open_to_any_host"
 LOCAL_APP = "tests.helpers.apps.host_apps:local_only"
 ATTACKER = "attacker.example"
 REFUSED_TEXT = "the Host header names a host that this site does not serve"
 NO_HOST_TEXT = "the request has no Host header"
-
-
-@pytest.fixture(scope="module")
-def log_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_log_config(tmp_path_factory.mktemp("logging"))
 
 
 @pytest.fixture(scope="module")

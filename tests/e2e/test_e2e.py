@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
+from examples.chat.app import MAX_MESSAGE
 from tests.helpers.apps.e2e_apps import CUSTOM_CLOSE_CODE, CUSTOM_CLOSE_REASON, SECRET_ERROR_TEXT
 from tests.helpers.clients import (
     TIMEOUT,
@@ -42,7 +43,6 @@ from tests.helpers.servers import (
     RunningServer,
     ServerError,
     run_uvicorn,
-    write_log_config,
 )
 
 APPS = "tests.helpers.apps.e2e_apps:app"
@@ -62,12 +62,6 @@ def echo_server() -> Iterator[RunningServer]:
 def chat_server() -> Iterator[RunningServer]:
     with quiet(run_uvicorn("examples.chat.app:app")) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def log_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # MicroPie's log lines carry the logger's name, to tell them from uvicorn's.
-    return write_log_config(tmp_path_factory.mktemp("logging"))
 
 
 @pytest.fixture(scope="module")
@@ -276,8 +270,8 @@ def test_chat_a_member_that_does_not_read_never_holds_up_the_others(
     ):
         name = chat_say(alice, "hello")
         assert chat_receive(bob) == f"{name}: hello"
-        for number in range(40):  # 10 MiB: far more than the sleeper's buffers hold
-            text = f"{number}:" + base64.b64encode(os.urandom(192 * 1024)).decode()
+        for number in range(160):  # 10 MiB: far more than the sleeper's buffers hold
+            text = f"{number}:" + base64.b64encode(os.urandom(MAX_MESSAGE // 4 * 3 - 3)).decode()
             alice.send(text)
             for ws in (alice, bob):
                 assert chat_receive(ws) == f"{name}: {text}"
@@ -297,6 +291,22 @@ def test_chat_refuses_binary_messages_with_1003(chat_server: RunningServer) -> N
         code, reason = close_frame_of(mallory)
         assert code == 1003
         assert "text" in reason
+        chat_say(alice, "the room is still open")  # alice was not disturbed
+
+
+def test_chat_refuses_a_message_too_long_with_1009(chat_server: RunningServer) -> None:
+    # The page's text box takes no more than the room does: only programs meet the 1009.
+    assert f'id="text" maxlength="{MAX_MESSAGE}"' in http_get(chat_server, "/")[2]
+    with (
+        ws_connect(f"{chat_server.ws_url}/chat") as alice,
+        ws_connect(f"{chat_server.ws_url}/chat") as mallory,
+    ):
+        chat_joined(mallory)
+        chat_say(mallory, "x" * MAX_MESSAGE)  # the longest is said
+        assert chat_receive(alice).endswith(": " + "x" * MAX_MESSAGE)
+        mallory.send("x" * (MAX_MESSAGE + 1))
+        code, reason = close_frame_of(mallory)
+        assert (code, reason) == (1009, f"message too long: at most {MAX_MESSAGE} characters")
         chat_say(alice, "the room is still open")  # alice was not disturbed
 
 

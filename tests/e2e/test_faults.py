@@ -43,7 +43,7 @@ from tests.helpers.apps.load_app import (
 )
 from tests.helpers.load import settled, stats
 from tests.helpers.logs import assert_no_errors, problem_lines
-from tests.helpers.servers import RunningServer, run_uvicorn, write_log_config
+from tests.helpers.servers import RunningServer, run_uvicorn
 
 TIMEOUT = 10.0  # for any one reply, handshake or close
 #: How long a handler may take to notice that its client has gone, once the
@@ -73,11 +73,6 @@ def serve(
         "--log-config",
         str(log_config),
     )
-
-
-@pytest.fixture(scope="module")
-def log_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_log_config(tmp_path_factory.mktemp("logging"))
 
 
 @pytest.fixture(scope="module")

@@ -55,26 +55,21 @@ def assert_echoed_while_asleep(server: RunningServer, token: str, start: int) ->
     assert lines.index(f"echoed {token}") < lines.index(f"awake {token}")
 
 
-def test_a_def_handler_that_blocks_leaves_websockets_answering(server: RunningServer) -> None:
+@pytest.mark.parametrize(
+    ("handler", "body"),
+    [("sleepy", "rested"), ("sleepy_stream", "first\nsecond\n")],
+    ids=["def_handler", "sync_generator"],
+)
+def test_a_handler_that_blocks_leaves_websockets_answering(
+    server: RunningServer, handler: str, body: str
+) -> None:
     token = secrets.token_hex(4)
     start = server.mark()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(get, server, f"/sleepy/{token}")
+        pending = pool.submit(get, server, f"/{handler}/{token}")
         elapsed = echo_while(server, token, start)
         response = pending.result(TIMEOUT)
-    assert (response.status_code, response.text) == (200, "rested")
-    assert_echoed_while_asleep(server, token, start)
-    assert elapsed < PROMPT
-
-
-def test_a_sync_generator_that_blocks_leaves_websockets_answering(server: RunningServer) -> None:
-    token = secrets.token_hex(4)
-    start = server.mark()
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(get, server, f"/sleepy_stream/{token}")
-        elapsed = echo_while(server, token, start)
-        response = pending.result(TIMEOUT)
-    assert (response.status_code, response.text) == (200, "first\nsecond\n")
+    assert (response.status_code, response.text) == (200, body)
     assert_echoed_while_asleep(server, token, start)
     assert elapsed < PROMPT
 

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from micropie import HttpMiddleware, Request, WebSocket, WebSocketMiddleware, WebSocketRequest
+from micropie._asgi import Receive, Scope, Send
 
 CONNECT = {"type": "websocket.connect"}
 
@@ -165,6 +166,16 @@ def websocket_scope(
     del scope["method"]
     scope.update(type="websocket", scheme="ws", subprotocols=[])
     return scope
+
+
+def without_host(app: Any) -> Any:
+    """*app* behind a server that received no ``Host`` header (an HTTP/1.0 client)."""
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
+        await app({**scope, "headers": headers}, receive, send)
+
+    return serve
 
 
 class HookTrap(HttpMiddleware, WebSocketMiddleware):

@@ -21,11 +21,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from micropie import App, WebSocket, WebSocketMiddleware, WebSocketRequest
-from micropie._asgi import Receive, Scope, Send
+from micropie import App
 from micropie.origins import AllowedHosts
-from micropie.sessions import InMemorySessionBackend
 from micropie.testing import HTTPResponse, TestClient, WebSocketRejected
+from tests.helpers.apps.recording_app import CountingBackend, HookLog, RecordingApp, accepted
+from tests.helpers.asgi import without_host
 
 REBOUND_HOST = "attacker.example:8000"
 REBOUND_ORIGIN = "http://attacker.example:8000"
@@ -34,59 +34,18 @@ REFUSED_TEXT = "the Host header names a host that this site does not serve"
 NO_HOST_TEXT = "the request has no Host header"
 
 
-class Site(App):
+class Site(RecordingApp):
     """What a rebound page is after: a page and a WebSocket; records what ran."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.ran: list[str] = []
 
     def secret(self) -> str:
         self.ran.append("secret")
         return "the router's admin password"
-
-    def login(self) -> str:
-        self.ran.append("login")
-        self.request.session["user"] = "ada"
-        return "logged in"
-
-    async def ws_echo(self, ws: WebSocket) -> None:
-        self.ran.append("ws_echo")
-        await ws.accept()
-        await ws.send_text(f"hello, {self.request.session.get('user', 'stranger')}")
 
 
 def get(
     client: TestClient, host: str, *, path: str = "/secret", secure: bool = False
 ) -> HTTPResponse:
     return client.get(path, headers={"Host": host}, secure=secure)
-
-
-def handshake(
-    client: TestClient, host: str | None, origin: str | None = None, *, secure: bool = False
-) -> bool:
-    """Whether a handshake with this ``Host`` (the test client's own for None)
-    and ``Origin`` (none for None) reaches ws_echo; refused means HTTP 403."""
-    headers = {"Origin": origin} if origin is not None else {}
-    if host is not None:
-        headers["Host"] = host
-    try:
-        with client.websocket_connect("/echo", headers=headers, secure=secure) as ws:
-            assert ws.receive_text().startswith("hello, ")
-    except WebSocketRejected as rejected:
-        assert rejected.status_code == 403
-        return False
-    return True
-
-
-def without_host(app: App) -> Any:
-    """*app* behind a server that received no ``Host`` header (an HTTP/1.0 client)."""
-
-    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
-        await app({**scope, "headers": headers}, receive, send)
-
-    return serve
 
 
 def host_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -102,7 +61,7 @@ def test_without_allowed_hosts_a_rebound_page_gets_in() -> None:
     app = Site()
     client = TestClient(app)
     assert get(client, REBOUND_HOST).text == "the router's admin password"
-    assert handshake(client, REBOUND_HOST, REBOUND_ORIGIN)
+    assert accepted(client, REBOUND_ORIGIN, host=REBOUND_HOST)
     assert app.ran == ["secret", "ws_echo"]
 
 
@@ -110,7 +69,7 @@ def test_allowed_hosts_refuses_the_rebound_handshake(caplog: pytest.LogCaptureFi
     app = Site(allowed_hosts=LOCAL)
     client = TestClient(app)
     with caplog.at_level(logging.DEBUG, logger="micropie"):
-        assert not handshake(client, REBOUND_HOST, REBOUND_ORIGIN)
+        assert not accepted(client, REBOUND_ORIGIN, host=REBOUND_HOST)
     assert app.ran == []
     [record] = caplog.records
     assert (record.name, record.levelno) == ("micropie", logging.INFO)
@@ -119,7 +78,7 @@ def test_allowed_hosts_refuses_the_rebound_handshake(caplog: pytest.LogCaptureFi
         "is not in allowed_hosts"
     )
     # The site's own page, under a name it is reached by, still gets in.
-    assert handshake(client, "localhost:8000", "http://localhost:8000")
+    assert accepted(client, "http://localhost:8000", host="localhost:8000")
     assert app.ran == ["ws_echo"]
 
 
@@ -148,28 +107,17 @@ def test_a_refused_head_request_gets_the_400_without_a_body() -> None:
 
 
 def test_the_refusal_comes_before_routing_sessions_and_middlewares() -> None:
-    loads: list[str] = []
-    events: list[str] = []
-
-    class CountingBackend(InMemorySessionBackend):
-        async def load(self, session_id: str) -> dict[str, Any] | None:
-            loads.append(session_id)
-            return await super().load(session_id)
-
-    class Log(WebSocketMiddleware):
-        async def before_websocket(self, request: WebSocketRequest) -> None:
-            events.append("before")
-
-    app = Site(session_backend=CountingBackend(), middlewares=[Log()], allowed_hosts=LOCAL)
+    backend, log = CountingBackend(), HookLog()
+    app = Site(session_backend=backend, middlewares=[log], allowed_hosts=LOCAL)
     client = TestClient(app)
     assert client.post("/login", headers={"Host": "localhost"}).text == "logged in"
-    loads.clear()
+    backend.loads.clear()
     app.ran.clear()
     # A path that names nothing is refused for its Host, not answered 404.
     assert get(client, REBOUND_HOST, path="/nowhere").status_code == 400
     assert client.post("/login", headers={"Host": REBOUND_HOST}).status_code == 400
-    assert not handshake(client, REBOUND_HOST, REBOUND_ORIGIN)
-    assert (loads, events, app.ran) == ([], [], [])
+    assert not accepted(client, REBOUND_ORIGIN, host=REBOUND_HOST)
+    assert (backend.loads, log.events, app.ran) == ([], [], [])
 
 
 def test_a_mounted_application_is_behind_the_check_too() -> None:
@@ -178,7 +126,7 @@ def test_a_mounted_application_is_behind_the_check_too() -> None:
     outer.mount("/inner", inner)
     client = TestClient(outer)
     assert get(client, REBOUND_HOST, path="/inner/secret").status_code == 400
-    assert not handshake(client, REBOUND_HOST)  # /echo is outer's: refused for the Host first
+    assert not accepted(client, host=REBOUND_HOST)  # /echo is outer's: refused for the Host first
     assert inner.ran == []
     assert get(client, "example.com", path="/inner/secret").status_code == 200
     assert inner.ran == ["secret"]
@@ -253,7 +201,7 @@ def test_which_hosts_are_allowed(
 ) -> None:
     client = TestClient(Site(allowed_hosts=allowed))
     assert (get(client, host, secure=secure).status_code == 200) is expected
-    assert handshake(client, host, secure=secure) is expected
+    assert accepted(client, host=host, secure=secure) is expected
 
 
 @pytest.mark.parametrize(
@@ -295,7 +243,7 @@ def test_a_malformed_host_is_refused_with_400_not_an_error(
     with caplog.at_level(logging.DEBUG, logger="micropie"):
         response = get(client, host)
         assert (response.status_code, response.text) == (400, REFUSED_TEXT)
-        assert not handshake(client, host)
+        assert not accepted(client, host=host)
     assert app.ran == []
     assert not any(record.exc_info for record in caplog.records)
     assert [r.levelno for r in host_records(caplog)] == [logging.INFO, logging.INFO]
@@ -350,7 +298,7 @@ def test_without_a_host_header_a_request_is_refused_when_hosts_are_named(
     with caplog.at_level(logging.DEBUG, logger="micropie"):
         response = client.get("/secret")
         assert (response.status_code, response.text) == (400, NO_HOST_TEXT)
-        assert not handshake(client, None)
+        assert not accepted(client)
     assert app.ran == []
     assert [r.getMessage() for r in caplog.records] == [
         "request for /secret refused: it has no Host header",
@@ -361,7 +309,7 @@ def test_without_a_host_header_a_request_is_refused_when_hosts_are_named(
 def test_without_a_host_header_a_request_is_served_by_default() -> None:
     client = TestClient(without_host(Site()))
     assert client.get("/secret").status_code == 200
-    assert handshake(client, None)
+    assert accepted(client)
 
 
 # The Origin check, after the Host check
@@ -371,17 +319,17 @@ def test_allowed_hosts_adds_no_origins() -> None:
     """The Origin is still compared with the request's own Host: a page of
     another allowed host is another origin, which allowed_origins must name."""
     client = TestClient(Site(allowed_hosts=["example.com", "www.example.com"]))
-    assert handshake(client, "example.com", "http://example.com")
-    assert not handshake(client, "example.com", "http://www.example.com")
+    assert accepted(client, "http://example.com", host="example.com")
+    assert not accepted(client, "http://www.example.com", host="example.com")
     allowing = TestClient(
         Site(allowed_hosts=["example.com"], allowed_origins=["http://www.example.com"])
     )
-    assert handshake(allowing, "example.com", "http://www.example.com")
+    assert accepted(allowing, "http://www.example.com", host="example.com")
 
 
 def test_allowed_origins_does_not_let_a_refused_host_in() -> None:
     client = TestClient(Site(allowed_hosts=LOCAL, allowed_origins=["*"]))
-    assert not handshake(client, REBOUND_HOST, REBOUND_ORIGIN)
+    assert not accepted(client, REBOUND_ORIGIN, host=REBOUND_HOST)
 
 
 # The setting
@@ -462,7 +410,7 @@ def test_by_default_no_request_is_checked() -> None:
     with mock.patch.object(AllowedHosts, "allow", side_effect=AssertionError("checked")):
         client = TestClient(Site())
         assert get(client, REBOUND_HOST).status_code == 200
-        assert handshake(client, REBOUND_HOST, REBOUND_ORIGIN)
+        assert accepted(client, REBOUND_ORIGIN, host=REBOUND_HOST)
 
 
 def judging() -> Any:

@@ -13,7 +13,7 @@ import pytest
 from micropie import App
 from micropie.sessions import InMemorySessionBackend, new_session_id
 from micropie.testing import HTTPResponse, TestClient
-from tests.helpers.apps.session_apps import GuestApp, SessionWebApp
+from tests.helpers.apps.session_apps import GuestApp, SessionWebApp, visit_without_cookie
 from tests.helpers.support import FakeClock
 
 TOKEN_ALPHABET = set(string.ascii_letters + string.digits + "-_")
@@ -268,18 +268,6 @@ def test_expired_sessions_are_swept_on_save_after_cleanup_interval(
 
 
 # Clients that never come back: a short first lifetime, and a bound
-
-
-def visit_without_cookie(client: TestClient, n: int) -> tuple[str, str]:
-    """A visit by a client that sends no cookie: a page or a chat handshake in turn;
-    the session ID it was given, and its guest name."""
-    client.cookies = {}
-    if n % 2:
-        name = client.get("/").text
-    else:
-        with client.websocket_connect("/chat") as ws:
-            name = ws.receive_text()
-    return client.cookies["session_id"], name
 
 
 def test_cookieless_visitors_never_hold_more_than_max_sessions(

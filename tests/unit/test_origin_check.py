@@ -11,20 +11,20 @@ After a DNS rebinding, the ``Host`` itself is the attacker's: only
 
 :class:`~micropie.testing.TestClient` sends ``Host: testserver`` unless the
 test gives a ``Host`` of its own; the one test that needs no ``Host`` at all
-removes it from the scope with :func:`without_host`.
+removes it from the scope with ``without_host`` (tests/helpers/asgi.py).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 
-from micropie import App, WebSocket, WebSocketMiddleware, WebSocketRequest
-from micropie._asgi import Receive, Scope, Send
+from micropie import App
 from micropie.sessions import InMemorySessionBackend
 from micropie.testing import TestClient, WebSocketRejected
+from tests.helpers.apps.recording_app import CountingBackend, HookLog, RecordingApp, accepted
+from tests.helpers.asgi import without_host
 from tests.helpers.support import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -43,56 +43,12 @@ FOREIGN_ORIGINS = [
 ]
 
 
-class Echo(App):
-    """Records each handler that runs, so that a test can tell it never did."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.ran: list[str] = []
+class Echo(RecordingApp):
+    """Records each handler that runs (``login``, ``ws_echo``, and ``index``)."""
 
     def index(self) -> str:
         self.ran.append("index")
         return f"origin: {self.request.headers.get('origin')}"
-
-    def login(self) -> str:
-        self.ran.append("login")
-        self.request.session["user"] = "ada"
-        return "logged in"
-
-    async def ws_echo(self, ws: WebSocket) -> None:
-        self.ran.append("ws_echo")
-        await ws.accept()
-        await ws.send_text(f"hello, {self.request.session.get('user', 'stranger')}")
-        await ws.send_text(await ws.receive_text())
-
-
-def without_host(app: App) -> Any:
-    """*app* behind a server that received no ``Host`` header (an HTTP/1.0 client)."""
-
-    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
-        await app({**scope, "headers": headers}, receive, send)
-
-    return serve
-
-
-def accepted(
-    client: TestClient, origin: str | None, *, host: str | None = None, secure: bool = False
-) -> bool:
-    """Whether a handshake with this ``Origin`` (none for None), sent with this
-    ``Host`` (the test client's own, ``testserver``, for None), reaches ws_echo."""
-    headers = {"Origin": origin} if origin is not None else {}
-    if host is not None:
-        headers["Host"] = host
-    try:
-        with client.websocket_connect("/echo", headers=headers, secure=secure) as ws:
-            assert ws.receive_text().startswith("hello, ")
-            ws.send_text("ping")
-            assert ws.receive_text() == "ping"
-    except WebSocketRejected as rejected:
-        assert rejected.status_code == 403
-        return False
-    return True
 
 
 def refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -194,32 +150,18 @@ def test_a_foreign_origin_is_refused_with_403_and_logged_at_info(
 
 
 def test_a_refused_handshake_loads_no_session_and_runs_no_middleware() -> None:
-    loads: list[str] = []
-    events: list[str] = []
-
-    class CountingBackend(InMemorySessionBackend):
-        async def load(self, session_id: str) -> dict[str, Any] | None:
-            loads.append(session_id)
-            return await super().load(session_id)
-
-    class Log(WebSocketMiddleware):
-        async def before_websocket(self, request: WebSocketRequest) -> None:
-            events.append("before")
-
-        async def after_websocket(self, request: WebSocketRequest) -> None:
-            events.append("after")
-
-    app = Echo(session_backend=CountingBackend(), middlewares=[Log()])
+    backend, log = CountingBackend(), HookLog()
+    app = Echo(session_backend=backend, middlewares=[log])
     client = TestClient(app)
     client.post("/login")
-    loads.clear()
+    backend.loads.clear()
     app.ran.clear()
     assert not accepted(client, "https://evil.example")
-    assert (loads, events, app.ran) == ([], [], [])
+    assert (backend.loads, log.events, app.ran) == ([], [], [])
     # The same client from the site's own page: everything runs.
     assert accepted(client, "http://testserver")
-    assert len(loads) == 1
-    assert events == ["before", "after"]
+    assert len(backend.loads) == 1
+    assert log.events == ["before", "after"]
     assert app.ran == ["ws_echo"]
 
 
@@ -365,7 +307,8 @@ def test_behind_a_proxy_that_does_not_pass_the_host_header() -> None:
 
 def test_the_example_nginx_config_passes_the_host_header_on() -> None:
     lines = [line.strip() for line in NGINX_CONFIG.read_text(encoding="utf-8").splitlines()]
-    assert "proxy_set_header Host $host;" in lines
+    # $http_host, not $host: it keeps the port, which an Origin names too.
+    assert "proxy_set_header Host $http_host;" in lines
 
 
 # HTTP

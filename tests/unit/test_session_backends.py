@@ -22,7 +22,7 @@ from micropie import App, RedisUnavailable
 from micropie.redis_sessions import RedisSessionBackend
 from micropie.sessions import InMemorySessionBackend, SessionBackend
 from micropie.testing import TestClient
-from tests.helpers.apps.session_apps import GuestApp, SessionWebApp
+from tests.helpers.apps.session_apps import GuestApp, SessionWebApp, visit_without_cookie
 from tests.helpers.redis import RedisServer, run_sentinel_group
 from tests.helpers.servers import free_port
 
@@ -187,15 +187,8 @@ def test_cookieless_visits_leave_nothing_once_their_first_lifetime_is_over(
         regular = client.another_client()
         name = regular.get("/").text
         assert regular.get("/name").text == name  # back with its cookie
-        started = []
-        for n in range(40):  # pages and chat handshakes, never a cookie sent back
-            client.cookies = {}
-            if n % 2:
-                client.get("/")
-            else:
-                with client.websocket_connect("/chat") as ws:
-                    ws.receive_text()
-            started.append(client.cookies["session_id"])
+        # Pages and chat handshakes, never a cookie sent back.
+        started = [visit_without_cookie(client, n)[0] for n in range(40)]
         time.sleep(1.4)
         assert regular.get("/name").text == name
         for session_id in started:
@@ -289,14 +282,9 @@ def test_redis_keeps_cookieless_sessions_ten_minutes_and_returning_ones_max_age(
     with TestClient(app) as client:
         returning = []
         for n in range(300):
-            client.cookies = {}
-            if n % 2:
-                client.get("/")
-            else:
-                with client.websocket_connect("/chat") as ws:
-                    ws.receive_text()
+            session_id, _ = visit_without_cookie(client, n)
             if n in (0, 1):  # one started by a handshake, one by a page: both come back
-                returning.append(client.cookies["session_id"])
+                returning.append(session_id)
                 with client.websocket_connect("/chat") as ws:
                     ws.receive_text()
     with redis.Redis(port=redis_server.port) as inspector:

@@ -1,10 +1,12 @@
-"""An application whose handlers use the session, over HTTP and WebSocket, for the
-in-process session tests (tests/unit/test_http_sessions.py, test_session_backends.py)."""
+"""Applications whose handlers use the session, over HTTP and WebSocket, for the
+in-process session tests (tests/unit/test_http_sessions.py, test_session_backends.py),
+and the visits those tests pay them."""
 
 from __future__ import annotations
 
 from micropie import App, WebSocket
 from micropie.sessions import new_session_id
+from micropie.testing import TestClient
 
 
 class SessionWebApp(App):
@@ -63,3 +65,15 @@ class GuestApp(App):
             session["name"] = f"guest-{new_session_id()[:8]}"
         await ws.accept(session_id=None if known else new_session_id())
         await ws.send_text(session["name"])
+
+
+def visit_without_cookie(client: TestClient, n: int) -> tuple[str, str]:
+    """A visit to a :class:`GuestApp` by a client that sends no cookie: a page
+    or a chat handshake in turn; the session ID it was given, and its guest name."""
+    client.cookies = {}
+    if n % 2:
+        name = client.get("/").text
+    else:
+        with client.websocket_connect("/chat") as ws:
+            name = ws.receive_text()
+    return client.cookies["session_id"], name

@@ -2,6 +2,11 @@
 
 Every setting is optional:
 
+``MICROPIE_ALLOWED_HOSTS``
+    The host names the site answers for, separated by commas:
+    ``www.example.com,localhost,127.0.0.1``. A request for any other host
+    is refused (400), which stops DNS rebinding. Unset, the site answers
+    for every host: set it in production.
 ``MICROPIE_ALLOWED_ORIGINS``
     Origins besides the site's own whose pages may open its WebSockets,
     separated by commas: ``https://www.example.com,https://admin.example.com``.
@@ -26,6 +31,7 @@ from urllib.parse import urlsplit
 from micropie import App, WebSocket
 
 DEFAULT_MAX_BODY_SIZE = 10 * 1024 * 1024
+EVERY_HOST = ("*",)  # App's default allowed_hosts, which checks nothing
 
 
 class ConfigError(ValueError):
@@ -36,6 +42,7 @@ class ConfigError(ValueError):
 class Settings:
     """What the application reads from its environment."""
 
+    allowed_hosts: tuple[str, ...] = EVERY_HOST
     allowed_origins: tuple[str, ...] = ()
     redis_url: str | None = None
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
@@ -47,10 +54,25 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     Raises :class:`ConfigError` for a value that cannot be used.
     """
     return Settings(
+        allowed_hosts=_hosts(environ.get("MICROPIE_ALLOWED_HOSTS", "")),
         allowed_origins=_origins(environ.get("MICROPIE_ALLOWED_ORIGINS", "")),
         redis_url=_redis_url(environ.get("MICROPIE_REDIS_URL", "")),
         max_body_size=_size(environ.get("MICROPIE_MAX_BODY_SIZE", "")),
     )
+
+
+def _hosts(value: str) -> tuple[str, ...]:
+    if not value.strip():
+        return EVERY_HOST
+    hosts = tuple(host for item in value.split(",") if (host := item.strip()))
+    # App's own check, the one make_app's Site applies: an App made only
+    # for it is the public way to run it, and no rule is written twice.
+    try:
+        App(allowed_hosts=hosts)
+    except (TypeError, ValueError) as error:
+        message = str(error).removeprefix("allowed_hosts: ")
+        raise ConfigError(f"MICROPIE_ALLOWED_HOSTS: {message}") from None
+    return hosts
 
 
 def _origins(value: str) -> tuple[str, ...]:
@@ -155,7 +177,11 @@ class Site(App):
 
 def make_app(settings: Settings) -> Site:
     """The application, configured by *settings*."""
-    site = Site(allowed_origins=settings.allowed_origins, max_body_size=settings.max_body_size)
+    site = Site(
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+        max_body_size=settings.max_body_size,
+    )
     if settings.redis_url is not None:
         from micropie.redis_sessions import RedisSessionBackend  # needs the redis package
 

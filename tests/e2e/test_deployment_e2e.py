@@ -14,6 +14,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +54,7 @@ from tests.helpers.support import REPO_ROOT, require_module
 APP = REPO_ROOT / "examples" / "deploy" / "app.py"
 TIMEOUT = 10.0  # for any one answer
 ORIGIN = "https://www.example.com"  # the one the unit file allows
+ATTACKER = "attacker.example"  # a name that a DNS rebinding points at 127.0.0.1
 #: Two WebSocket handlers that change their session after accept(), kept in
 #: Redis: one waits on its socket, the other on something else.
 HANDLERS_APP = """\
@@ -240,6 +242,27 @@ def test_the_unit_keeps_sessions_in_redis_for_both_workers(
 def test_the_unit_lets_in_the_origin_it_names_and_no_other(unit_server: RunningServer) -> None:
     assert echoes(unit_server, ORIGIN) == "hello"
     assert refused_status(unit_server, "https://elsewhere.example") == 403
+
+
+def test_the_unit_answers_only_the_hosts_it_names(unit_server: RunningServer) -> None:
+    """MICROPIE_ALLOWED_HOSTS of the unit: a request or a handshake that names
+    another host is refused; the site's name and the local ones get in."""
+    port = unit_server.port
+    with http(unit_server) as client:
+        forged = client.get("/health", headers={"Host": ATTACKER})
+        assert forged.status_code == 400
+        assert forged.text == "the Host header names a host that this site does not serve"
+        for host in ("127.0.0.1", f"127.0.0.1:{port}", f"localhost:{port}", "www.example.com"):
+            assert client.get("/health", headers={"Host": host}).json() == {"status": "ok"}
+    # A page of attacker.example, whose name now resolves to 127.0.0.1: the
+    # client names it in Host and Origin, and connects to 127.0.0.1.
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    with sock, pytest.raises(InvalidStatus) as refused:
+        ws_connect(
+            f"ws://{ATTACKER}:{port}/echo", origin=f"http://{ATTACKER}:{port}", sock=sock
+        ).close()
+    assert refused.value.response.status_code == 403
+    assert echoes(unit_server, ORIGIN) == "hello"  # at 127.0.0.1:<port>
 
 
 def test_the_unit_believes_x_forwarded_for_from_127_0_0_1(unit_server: RunningServer) -> None:

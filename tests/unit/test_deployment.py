@@ -17,7 +17,15 @@ import sys
 import pytest
 from packaging.requirements import Requirement
 
-from examples.deploy.app import DEFAULT_MAX_BODY_SIZE, ConfigError, Settings, load_settings
+from examples.deploy.app import (
+    DEFAULT_MAX_BODY_SIZE,
+    ConfigError,
+    Settings,
+    load_settings,
+    make_app,
+)
+from micropie import App
+from micropie.testing import TestClient, WebSocketRejected
 from tests.helpers.deployment import (
     DOCKERFILE,
     UNIT_FILE,
@@ -45,6 +53,13 @@ DOCKER_STOP_TIMEOUT = 10
     [
         ({}, Settings()),
         ({"MICROPIE_ALLOWED_ORIGINS": " "}, Settings()),
+        ({"MICROPIE_ALLOWED_HOSTS": ""}, Settings()),
+        ({"MICROPIE_ALLOWED_HOSTS": " "}, Settings()),
+        (
+            {"MICROPIE_ALLOWED_HOSTS": "www.example.com, *.example.com,localhost:8000,[::1],"},
+            Settings(allowed_hosts=("www.example.com", "*.example.com", "localhost:8000", "[::1]")),
+        ),
+        ({"MICROPIE_ALLOWED_HOSTS": "*"}, Settings(allowed_hosts=("*",))),
         (
             {"MICROPIE_ALLOWED_ORIGINS": "https://a.example, http://b.example:8080/ ,*,"},
             Settings(allowed_origins=("https://a.example", "http://b.example:8080/", "*")),
@@ -72,6 +87,13 @@ def test_settings_that_the_application_takes(environ: dict[str, str], expected: 
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
+        ("MICROPIE_ALLOWED_HOSTS", "https://www.example.com", "is a URL; write its host alone"),
+        ("MICROPIE_ALLOWED_HOSTS", "www.example.com,.example.com", "'.example.com' names no"),
+        ("MICROPIE_ALLOWED_HOSTS", "www.example.com localhost", "is not a host name"),
+        ("MICROPIE_ALLOWED_HOSTS", "::1", "write it in brackets"),
+        ("MICROPIE_ALLOWED_HOSTS", "example.com:port", "is not a host name"),
+        ("MICROPIE_ALLOWED_HOSTS", "www.*.example.com", "has a '*' where none can be"),
+        ("MICROPIE_ALLOWED_HOSTS", ",", "allowed_hosts is empty, which would refuse every"),
         ("MICROPIE_ALLOWED_ORIGINS", "example.com", "'example.com' is not an origin"),
         ("MICROPIE_ALLOWED_ORIGINS", "https://a.example/app", "'https://a.example/app' is not"),
         ("MICROPIE_ALLOWED_ORIGINS", "https://a.example?x=1", "is not an origin"),
@@ -101,6 +123,57 @@ def test_a_bad_setting_is_a_config_error_that_names_it(name: str, value: str, me
     assert "s3cret" not in text  # a password never reaches a message or a log
 
 
+@pytest.mark.parametrize("value", ["https://www.example.com", "www.example.com,.example.com"])
+def test_a_bad_host_is_refused_with_apps_own_message(value: str) -> None:
+    """The application does not judge host names itself: App does, as it
+    does for ``App(allowed_hosts=...)``, and its message is passed on."""
+    hosts = [host.strip() for host in value.split(",")]
+    with pytest.raises(ValueError) as apps:
+        App(allowed_hosts=hosts)
+    with pytest.raises(ConfigError) as error:
+        load_settings({"MICROPIE_ALLOWED_HOSTS": value})
+    assert str(apps.value).startswith("allowed_hosts: ")
+    assert str(error.value) == "MICROPIE_ALLOWED_HOSTS: " + str(apps.value).removeprefix(
+        "allowed_hosts: "
+    )
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def host_answers(client: TestClient, host: str) -> tuple[int, int | None]:
+    """The status of ``/health`` for a request naming *host*, and the HTTP status
+    that refused a WebSocket handshake naming it (None: accepted, and it echoes)."""
+    status = client.get("/health", headers={"Host": host}).status_code
+    try:
+        with client.websocket_connect("/echo", headers={"Host": host}) as ws:
+            ws.send_text("hi")
+            assert ws.receive_text() == "hi"
+    except WebSocketRejected as rejected:
+        return status, rejected.status_code
+    return status, None
+
+
+def test_the_hosts_it_is_given_are_the_only_ones_it_answers() -> None:
+    settings = load_settings({"MICROPIE_ALLOWED_HOSTS": "www.example.com,localhost,127.0.0.1"})
+    client = TestClient(make_app(settings))
+    for host in ("www.example.com", "WWW.Example.com:443", "localhost:8000", "127.0.0.1"):
+        assert host_answers(client, host) == (200, None), host
+    for host in ("attacker.example", "www.example.com.attacker.example", "testserver"):
+        assert host_answers(client, host) == (400, 403), host
+    refused = client.get("/", headers={"Host": "attacker.example"})
+    assert refused.text == "the Host header names a host that this site does not serve"
+
+
+def test_without_the_setting_it_answers_any_host() -> None:
+    """Unset, as App's default: the check is off, and every name gets in."""
+    settings = load_settings({})
+    assert settings.allowed_hosts == ("*",)
+    site = make_app(settings)
+    assert site.allowed_hosts == App().allowed_hosts
+    client = TestClient(site)
+    for host in ("attacker.example", "www.example.com", "127.0.0.1:8000"):
+        assert host_answers(client, host) == (200, None), host
+
+
 # The unit file.
 
 
@@ -118,6 +191,11 @@ def test_the_unit_file_is_what_the_page_says() -> None:
     # Its environment is what app.py takes, and shares sessions between the workers.
     settings = load_settings(unit_environment(unit))
     assert settings.redis_url is not None
+    # It answers for the site's own name, which its pages' origin names, and
+    # for a health check on the machine: nothing else.
+    (origin,) = settings.allowed_origins
+    site = origin.removeprefix("https://")
+    assert set(settings.allowed_hosts) == {site, "localhost", "127.0.0.1"}
     assert int(option_value(argv, "--workers")) > 1
     # SIGTERM to uvicorn alone; the handlers' timeout inside systemd's.
     assert unit_value(unit, "Service", "KillMode") == "mixed"

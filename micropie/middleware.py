@@ -180,7 +180,8 @@ def _check_hooks(middleware: Middleware) -> None:
     for kind, names in _HOOKS.items():
         if isinstance(middleware, kind):
             for name in names:
-                if not inspect.iscoroutinefunction(getattr(middleware, name)):
+                # Unwrapped: a decorator (functools.wraps) may hand the coroutine on.
+                if not inspect.iscoroutinefunction(inspect.unwrap(getattr(middleware, name))):
                     raise TypeError(
                         f"{type(middleware).__name__}.{name} must be 'async def': "
                         "MicroPie awaits middleware hooks on the event loop"

@@ -5,6 +5,7 @@ Needs the ``redis`` package (``pip install micropie[redis]`` or ``pip install re
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -112,14 +113,31 @@ class RedisSessionBackend(SessionBackend):
         return f"{self.prefix}{session_id}"
 
     async def check(self) -> None:
-        """Ping Redis; :class:`~micropie.RedisUnavailable` naming the URL if it does not answer."""
+        """Ping Redis, and run a script there as saving a session does.
+
+        Raises :class:`~micropie.RedisUnavailable` naming the URL if Redis
+        does not answer, and ``PermissionError`` if its user may not run
+        scripts (an ACL without ``+@scripting``): sessions need them.
+        """
         await self._target.ping(self.client, self.check_timeout)
+        try:
+            await asyncio.wait_for(self.client.eval("return 1", 0), self.check_timeout)
+        except self._wrong_type as exc:  # NOPERM is a ResponseError
+            raise PermissionError(
+                f"the session store, Redis at {self.where}, refuses to run a script "
+                f"({exc}): give its user EVAL and EVALSHA (the ACL category +@scripting)"
+            ) from None
+        except Exception as exc:
+            raise RedisUnavailable(
+                f"Redis at {self.where} answered a ping but not a script: "
+                f"{exc or type(exc).__name__}"
+            ) from exc
 
     async def ready(self) -> bool:
         """Whether Redis answers a ping now (within *check_timeout*): for a
         readiness check."""
         try:
-            await self.check()
+            await self._target.ping(self.client, self.check_timeout)
         except RedisUnavailable:
             return False
         return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import json
 import json.encoder
@@ -302,18 +303,23 @@ class _SteppedInThread:
     ``next()`` per chunk, each in a worker thread, in the sender's context
     (``contextvars``), as an async generator runs in its task's."""
 
-    __slots__ = ("_iterator", "_step")
+    __slots__ = ("_context", "_iterator", "_step")
 
     def __init__(self, iterator: Iterator[Any]) -> None:
         self._iterator = iterator
         self._step: asyncio.Future[Any] | None = None
+        # One context for every step, as one task's for an async generator:
+        # what a step sets (a ContextVar, and the token to reset it) the next
+        # step sees. Steps never overlap, so it is entered by one thread at a time.
+        self._context = contextvars.copy_context()
 
     def __aiter__(self) -> _SteppedInThread:
         return self
 
     async def __anext__(self) -> Any:
-        run = contextvars.copy_context().run
-        step = asyncio.get_running_loop().run_in_executor(None, run, _step, self._iterator)
+        step = asyncio.get_running_loop().run_in_executor(
+            None, self._context.run, _step, self._iterator
+        )
         self._step = step
         # Shielded: a thread cannot be interrupted, so a cancellation (the
         # client left) leaves the step to finish, and aclose() waits for it.
@@ -337,17 +343,20 @@ class _SteppedInThread:
             except Exception:
                 # The step the client did not wait for failed: the stream's own bug.
                 logger.exception("a streamed response failed midway")
-        await _close_sync(self._iterator)
+        await _close_sync(self._iterator, self._context)
 
     def _close_later(self, step: asyncio.Future[Any]) -> None:
         if not step.cancelled() and (error := step.exception()) is not None:
             logger.error("a streamed response failed midway", exc_info=error)
         with contextlib.suppress(RuntimeError):  # the loop is closing: nothing can run now
-            step.get_loop().run_in_executor(None, _close_in_thread, self._iterator)
+            step.get_loop().run_in_executor(
+                None, self._context.run, _close_in_thread, self._iterator
+            )
 
 
-async def _close_sync(iterator: Iterator[Any]) -> None:
-    """Close a sync iterator (run its generator's ``finally``) in a worker thread."""
+async def _close_sync(iterator: Iterator[Any], context: contextvars.Context | None = None) -> None:
+    """Close a sync iterator (run its generator's ``finally``) in a worker thread,
+    in the *context* its steps ran in, if they did."""
     if inspect.isgenerator(iterator):
         state = inspect.getgeneratorstate(iterator)
         if state == inspect.GEN_CLOSED:
@@ -357,7 +366,7 @@ async def _close_sync(iterator: Iterator[Any]) -> None:
             return
     close = getattr(iterator, "close", None)
     if close is not None:
-        await asyncio.to_thread(close)
+        await asyncio.to_thread(close if context is None else functools.partial(context.run, close))
 
 
 def _close_in_thread(iterator: Iterator[Any]) -> None:

@@ -45,6 +45,16 @@ class SessionBackend(abc.ABC):
     them, which a backend overrides to do better.
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A backend's own create() and replace() go straight to its store. A
+        # subclass of it that changes load() or save() (to encrypt, say) and
+        # not them gets the defaults, built on its own load() and save().
+        own = vars(cls)
+        if ("load" in own or "save" in own) and "create" not in own and "replace" not in own:
+            cls.create = SessionBackend.create  # type: ignore[method-assign]
+            cls.replace = SessionBackend.replace  # type: ignore[method-assign]
+
     @abc.abstractmethod
     async def load(self, session_id: str) -> dict[str, Any] | None:
         """Return a new dict with the data saved under *session_id*, or ``None``
@@ -142,16 +152,6 @@ class InMemorySessionBackend(SessionBackend):
         self._next_cleanup = time.monotonic() + cleanup_interval
         self._next_full_warning = -float("inf")
 
-    # Whether load() and save() are this class's own: a subclass that
-    # overrides one of them gets create() and replace() built on its own.
-    _own_storage = True
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._own_storage = (
-            cls.load is InMemorySessionBackend.load and cls.save is InMemorySessionBackend.save
-        )
-
     def cleanup(self) -> int:
         """Forget every expired session now; return how many there were."""
         now = time.monotonic()
@@ -186,16 +186,11 @@ class InMemorySessionBackend(SessionBackend):
 
     async def create(self, session_id: str, data: dict[str, Any]) -> None:
         """Store *data* under the new *session_id* for *new_session_max_age* seconds."""
-        if not self._own_storage:
-            await super().create(session_id, data)
-            return
         self._store(session_id, data, self.new_session_max_age, new=True)
 
     async def replace(self, session_id: str, data: dict[str, Any]) -> bool:
         """Store *data* under *session_id* if a session is stored there now (in
         one step: nothing else runs meanwhile); return whether one was."""
-        if not self._own_storage:
-            return await super().replace(session_id, data)
         entry = self._sessions.get(session_id)
         if entry is None:
             return False

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import redis
 
 from micropie import App, RedisUnavailable
 from micropie.redis_sessions import RedisSessionBackend
@@ -249,6 +250,39 @@ def test_app_forgets_an_expired_session(backends: Backends) -> None:
         assert client.get("/whoami").text == "anonymous"
 
 
+def test_a_subclass_that_seals_its_sessions_in_save_and_load_sees_every_one(
+    backends: Backends,
+) -> None:
+    """A subclass that changes save() and load() (to encrypt, say) gets create() and
+    replace() built on them: nothing reaches the store without passing its save()."""
+    backend = backends.make()
+
+    class Sealing(type(backend)):  # type: ignore[misc]
+        async def save(self, session_id: str, data: dict[str, Any], *args: Any) -> None:
+            sealed = {"sealed": json.dumps(data)[::-1]} if data else {}
+            await super().save(session_id, sealed, *args)
+
+        async def load(self, session_id: str) -> dict[str, Any] | None:
+            sealed = await super().load(session_id)
+            return None if sealed is None else dict(json.loads(sealed["sealed"][::-1]))
+
+    backend.__class__ = Sealing
+    app = SessionWebApp()
+    app.session_backend = backend
+    with TestClient(app) as client:
+        assert client.get("/login/grace").text == "welcome"  # create()
+        assert [client.get("/visit").text for _ in range(2)] == ["1", "2"]  # replace()
+        assert client.get("/whoami").text == "grace"
+        session_id = client.cookies["session_id"]
+
+    if isinstance(backend, RedisSessionBackend):
+        raw: Any = redis.Redis.from_url(backends.url).get(backends.prefix + session_id)
+    else:
+        raw = asyncio.run(InMemorySessionBackend.load(backend, session_id))
+    assert "grace" not in str(raw)  # sealed, never plain
+    assert "sealed" in str(raw)
+
+
 # Redis only: what is stored, and what happens without Redis.
 
 
@@ -443,3 +477,25 @@ def test_backends_on_a_sentinel_url_close_what_they_opened() -> None:
             during, after = asyncio.run(scenario())
         assert during > before
         assert after == before
+
+
+def test_check_fails_when_the_redis_user_may_not_run_scripts(redis_server: RedisServer) -> None:
+    # Saving a session runs a script: a user without them would get a 500 at every
+    # returning visit, so the startup check says so at once.
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.execute_command(
+        "ACL", "SETUSER", "noscript", "on", ">s3cret#pw", "~*", "+@all", "-@scripting"
+    )
+    url = redis_server.url.replace("redis://", "redis://noscript:s3cret%23pw@", 1)
+
+    async def check() -> None:
+        backend = RedisSessionBackend(url)
+        try:
+            await backend.check()
+        finally:
+            await backend.aclose()
+
+    with pytest.raises(PermissionError, match=r"\+@scripting") as refused:
+        asyncio.run(check())
+    assert "s3cret" not in str(refused.value)
+    assert redis_server.url.split("://", 1)[1].rstrip("/0") in str(refused.value)

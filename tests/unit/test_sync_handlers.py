@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import threading
 import time
 import traceback
@@ -458,9 +459,63 @@ def test_a_middleware_with_a_def_hook_is_refused_when_it_is_added(
     assert list(app.middlewares) == []
 
 
+def test_an_async_hook_behind_a_wrapping_decorator_is_taken() -> None:
+    def traced(hook: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(hook)
+        def wrapper(*args: Any) -> Any:
+            return hook(*args)  # the coroutine, handed on
+
+        return wrapper
+
+    class Stamp(HttpMiddleware):
+        @traced
+        async def before_request(self, request: Request) -> None:
+            request.session["stamped"] = True
+
+        async def after_request(self, request: Request, *answer: Any) -> None:
+            pass
+
+    class Site(App):
+        async def index(self) -> str:
+            return str(self.request.session.get("stamped"))
+
+    from micropie.testing import TestClient
+
+    assert TestClient(Site(middlewares=[Stamp()])).get("/").text == "True"
+
+
 def test_a_def_websocket_handler_is_refused_when_the_class_is_made() -> None:
     with pytest.raises(TypeError, match="WebSocket handler 'ws_feed' must be 'async def'"):
 
         class Feed(App):
             def ws_feed(self, ws: WebSocket) -> None:
                 pass
+
+
+def test_a_sync_generator_keeps_its_context_from_one_step_to_the_next(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a step sets, the next step sees, and the token it got resets it at
+    the end: one context for the whole stream, as one task's for an async one."""
+    seen = contextvars.ContextVar("seen", default="unset")
+    resets: list[str] = []
+
+    def chunks() -> Iterator[bytes]:
+        token = seen.set("in the stream")
+        try:
+            yield b"first\n"
+            yield f"then {seen.get()}\n".encode()
+        finally:
+            seen.reset(token)  # a ValueError if this step ran in another context
+            resets.append(seen.get())
+
+    class Streams(App):
+        async def stream(self) -> Iterator[bytes]:
+            return chunks()
+
+    from micropie.testing import TestClient
+
+    response = TestClient(Streams()).get("/stream")
+    assert response.text == "first\nthen in the stream\n"
+    assert resets == ["unset"]
+    assert micropie_errors(caplog) == []

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+from typing import Any
 
 from micropie import App, ConnectionClosed, MessageTypeError, WebSocket
 from micropie.broadcast import Broadcast, BroadcastLost, SubscriberTooSlow, Subscription
@@ -54,8 +55,9 @@ ROOM = "chat"  # the broadcast channel that every member reads
 
 
 class ChatRoom(App):
-    def __init__(self, redis_url: str | None = None) -> None:
-        super().__init__()
+    def __init__(self, redis_url: str | None = None, **settings: Any) -> None:
+        """*settings* go to App, such as ``allowed_hosts=["chat.example.com"]``."""
+        super().__init__(**settings)
         if redis_url:
             # Imported only here: without Redis, the redis package is not needed.
             from micropie.redis_sessions import RedisSessionBackend

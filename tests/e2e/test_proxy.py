@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
 import re
 import shlex
 import ssl
-from collections.abc import Iterator
+import tempfile
+import textwrap
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from tests.helpers.servers import (
     OPENSSL_COMMAND,
     REPO_ROOT,
     RunningServer,
+    ServerError,
     make_certificate,
     run_nginx,
     run_uvicorn,
@@ -116,14 +120,24 @@ class Proxy:
 
 @contextlib.contextmanager
 def proxied_chat(
-    directory: Path, certificate: tuple[Path, Path], uvicorn_command: str
+    directory: Path,
+    certificate: tuple[Path, Path],
+    uvicorn_command: str,
+    *,
+    files: str | None = None,
+    as_user: Sequence[str] = (),
 ) -> Iterator[Proxy]:
-    """The chat room under *uvicorn_command*, behind nginx with the example's config."""
+    """The chat room under *uvicorn_command*, behind nginx with the example's config
+    (*files* and *as_user*: as :func:`run_nginx` takes them)."""
     nginx = require_program("nginx")
     with (
         run_uvicorn(APP, *uvicorn_args(uvicorn_command)) as upstream,
         run_nginx(
-            nginx, directory, lambda port: filled_config(port, certificate, upstream.port)
+            nginx,
+            directory,
+            lambda port: filled_config(port, certificate, upstream.port),
+            files=files,
+            as_user=as_user,
         ) as proxy,
     ):
         yield Proxy(proxy.port, upstream)
@@ -245,3 +259,46 @@ def test_headers_from_an_untrusted_address_are_ignored(
         attributes = session_cookie_attributes(ws)
         chat_say(ws, "hi")
     assert attributes == ["Path=/", "HttpOnly", "SameSite=Lax"]
+
+
+def lines_for_another_user() -> str:
+    """The ``http``-block lines that the page gives a reader who runs nginx as a user other
+    than root, indented for the block."""
+    page = PAGE.read_text(encoding="utf-8")
+    found = re.search(r"\n\.\. code-block:: nginx\n\n((?:   .+\n)+)", page)
+    assert found is not None, "the page shows no nginx lines to add"
+    return textwrap.indent(textwrap.dedent(found[1]), "    ")
+
+
+def test_nginx_runs_as_another_user_with_the_lines_the_page_adds() -> None:
+    """Not root (here: nobody, if the test runs as root), nginx cannot write where it was
+    built to (Debian's: /var/lib/nginx); with the page's lines it keeps all in its directory."""
+    openssl = require_program("openssl")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        as_user = [require_program("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"]
+    lines = lines_for_another_user()
+    paths = [line.split()[1].rstrip(";") for line in lines.splitlines()]
+    with tempfile.TemporaryDirectory(prefix="micropie-nginx-") as name:
+        directory = Path(name)
+        directory.chmod(0o777)  # that user writes its files here
+        certificate = make_certificate(openssl, directory)
+        for path in certificate:
+            path.chmod(0o644)  # and reads these
+        context = ssl.create_default_context(cafile=str(certificate[0]))
+        with (
+            pytest.raises(ServerError) as refused,
+            proxied_chat(directory, certificate, UVICORN_COMMAND, files="", as_user=as_user),
+        ):
+            pass
+        with proxied_chat(
+            directory, certificate, UVICORN_COMMAND, files=lines, as_user=as_user
+        ) as proxy:
+            status, _, body = https_get(proxy, context, "/")
+        made = {path: (directory / path).exists() for path in paths}
+        access_log = (directory / "access.log").read_text(encoding="utf-8")
+    assert "(13: Permission denied)" in str(refused.value)  # without the lines
+    assert status == 200
+    assert "new WebSocket(" in body
+    assert made == dict.fromkeys(paths, True)
+    assert '"GET / HTTP/1.1" 200' in access_log

@@ -445,19 +445,31 @@ def nginx_files_inside(nginx: str, directory: Path) -> str:
 
 @contextlib.contextmanager
 def run_nginx(
-    nginx: str, directory: Path, configure: Callable[[int], str], *, attempts: int = 3
+    nginx: str,
+    directory: Path,
+    configure: Callable[[int], str],
+    *,
+    attempts: int = 3,
+    files: str | None = None,
+    as_user: Sequence[str] = (),
 ) -> Iterator[RunningServer]:
     """Run :data:`NGINX_COMMAND` in *directory* until the block ends.
 
     ``configure(port)`` returns the text of ``nginx.conf`` for a listening
     port on 127.0.0.1; the access log and temporary files are kept in
-    *directory*. nginx binds the port itself: a free one is chosen, and
-    another tried if something took it meanwhile. The server's
-    ``http_url`` and ``ws_url`` say ``http``: a configuration with TLS is
-    reached as ``https``/``wss`` on the same port.
+    *directory*, by the ``http``-block lines *files* (by default
+    :func:`nginx_files_inside`'s). *as_user* is a command that runs nginx as
+    another user (``setpriv`` and its options). nginx binds the port
+    itself: a free one is chosen, and another tried if something took it
+    meanwhile. The server's ``http_url`` and ``ws_url`` say ``http``: a
+    configuration with TLS is reached as ``https``/``wss`` on the same port.
     """
-    files = nginx_files_inside(nginx, directory)
-    command = [nginx, *shlex.split(NGINX_COMMAND.replace('"$PWD"', str(directory)))[1:]]
+    files = nginx_files_inside(nginx, directory) if files is None else files
+    command = [
+        *as_user,
+        nginx,
+        *shlex.split(NGINX_COMMAND.replace('"$PWD"', str(directory)))[1:],
+    ]
     for attempt in range(1, attempts + 1):
         port = free_port()
         config = configure(port)

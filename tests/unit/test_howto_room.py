@@ -14,7 +14,7 @@ import pytest
 from examples.room.app import ROOM, ChatRoom
 from micropie import ConnectionClosed, WebSocket
 from micropie.broadcast import Broadcast, Subscription
-from micropie.testing import TestClient
+from micropie.testing import TestClient, WebSocketRejected
 from tests.helpers.clients import chat_name
 
 
@@ -64,6 +64,22 @@ def test_a_binary_message_closes_with_1003() -> None:
         with pytest.raises(ConnectionClosed) as closed:
             ws.receive_text()
     assert (closed.value.code, closed.value.reason) == (1003, "text messages only")
+
+
+def test_settings_go_to_app_so_the_room_answers_only_its_hosts() -> None:
+    """docs/source/howto/proxy.rst: ``ChatRoom(..., allowed_hosts=["chat.example.com"])``."""
+    app = ChatRoom(None, allowed_hosts=["chat.example.com"])
+    assert app.allowed_hosts == {"chat.example.com"}
+    with TestClient(app) as client:
+        assert client.get("/", headers={"Host": "chat.example.com:8443"}).status_code == 200
+        assert client.get("/", headers={"Host": "attacker.example"}).status_code == 400
+        attacker = {"Host": "attacker.example"}
+        with (
+            pytest.raises(WebSocketRejected) as rejected,
+            client.websocket_connect("/chat", headers=attacker),
+        ):
+            pass
+    assert rejected.value.status_code == 403
 
 
 class FloodedRoom(ChatRoom):
